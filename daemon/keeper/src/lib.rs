@@ -1,0 +1,1 @@
+//! keeperd: configuration, drivers (VRRP on the wire, VIPs, IPVS), health checks and runtime.
