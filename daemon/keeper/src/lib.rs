@@ -1,1 +1,5 @@
 //! keeperd: configuration, drivers (VRRP on the wire, VIPs, IPVS), health checks and runtime.
+
+pub mod config;
+pub mod logging;
+pub mod runtime;
