@@ -2,4 +2,5 @@
 
 pub mod config;
 pub mod logging;
+pub mod net;
 pub mod runtime;
