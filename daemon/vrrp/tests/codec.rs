@@ -17,7 +17,10 @@ fn hex(s: &str) -> Vec<u8> {
             _ => b - b'A' + 10,
         })
         .collect();
-    assert!(digits.len().is_multiple_of(2), "odd number of hex digits in {s:?}");
+    assert!(
+        digits.len().is_multiple_of(2),
+        "odd number of hex digits in {s:?}"
+    );
     digits.chunks(2).map(|p| p[0] << 4 | p[1]).collect()
 }
 
