@@ -1,16 +1,20 @@
-//! The daemon's event loop: signals, reloads, and (as they land) the VRRP, IPVS and checker
-//! drivers.
+//! The daemon's event loop: signals, reloads, and the drivers (VRRP now; IPVS and checkers as
+//! they land).
 
 use std::path::PathBuf;
 
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::{self, Loaded};
+use crate::vrrp::driver::{Driver, DriverError};
+use crate::vrrp::plan;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error("cannot start the event loop: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Vrrp(#[from] DriverError),
 }
 
 /// Runs until SIGTERM or SIGINT.
@@ -21,39 +25,63 @@ pub fn run(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeError> {
     rt.block_on(event_loop(loaded, config_path))
 }
 
-async fn event_loop(mut loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeError> {
+async fn event_loop(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeError> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
+    let (plans, _) = plan::plan(&loaded.config);
+    let mut driver = Driver::start(plans).await?;
+    let mut running = loaded;
     tracing::info!(
-        instances = loaded.config.vrrp_instance.len(),
-        virtual_servers = loaded.config.virtual_server.len(),
+        instances = running.config.vrrp_instance.len(),
+        virtual_servers = running.config.virtual_server.len(),
         "keeperd started"
     );
     loop {
-        tokio::select! {
+        let input = tokio::select! {
+            input = driver.next_input() => input,
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {
-                // Parse and validate first; an invalid file keeps the running configuration.
-                match config::load(&config_path, std::env::vars()) {
-                    Ok(new) => {
-                        for w in &new.warnings {
-                            tracing::warn!("{w}");
-                        }
-                        loaded = new;
-                        tracing::info!(instances = loaded.config.vrrp_instance.len(), "configuration reloaded");
-                    }
-                    Err(errors) => {
-                        for e in &errors {
-                            tracing::error!("{e}");
-                        }
-                        tracing::error!("reload refused ({} errors); the running configuration stays", errors.len());
-                    }
-                }
+                reload(&config_path, &mut running);
+                continue;
             }
+        };
+        driver.process(input).await;
+    }
+    tracing::info!("keeperd stopping: releasing virtual addresses");
+    driver.shutdown().await;
+    Ok(())
+}
+
+/// Parses and validates first; an invalid configuration keeps the running one. Applying
+/// differences without disturbing running instances is not implemented yet: a changed VRRP
+/// configuration is logged and needs a restart.
+fn reload(config_path: &std::path::Path, running: &mut Loaded) {
+    match config::load(config_path, std::env::vars()) {
+        Ok(new) => {
+            for w in &new.warnings {
+                tracing::warn!("{w}");
+            }
+            if new.config.vrrp_instance != running.config.vrrp_instance
+                || new.config.global != running.config.global
+            {
+                tracing::warn!(
+                    "reload: VRRP changes are not applied by reload yet (accepted, not implemented); restart keeperd to apply them"
+                );
+            } else {
+                tracing::info!("configuration reloaded; nothing to change");
+            }
+            *running = new;
+        }
+        Err(errors) => {
+            for e in &errors {
+                tracing::error!("{e}");
+            }
+            tracing::error!(
+                "reload refused ({} errors); the running configuration stays",
+                errors.len()
+            );
         }
     }
-    tracing::info!("keeperd stopping");
-    Ok(())
 }
