@@ -371,7 +371,7 @@ impl Driver {
                 master: r.core.master_address(),
                 vips: r.plan.vips.iter().map(|v| v.addr).collect(),
                 last_transition: r.last_transition,
-                stats: r.core.stats().clone(),
+                stats: *r.core.stats(),
             })
             .collect()
     }
