@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::{self, Loaded};
+use crate::control::{self, InstanceView, Pending, Request, Response, Status};
 use crate::vrrp::driver::{Driver, DriverError};
 use crate::vrrp::plan;
 
@@ -31,6 +32,10 @@ async fn event_loop(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeE
     let mut hup = signal(SignalKind::hangup())?;
     let (plans, _) = plan::plan(&loaded.config);
     let mut driver = Driver::start(plans).await?;
+    let socket_path = loaded.config.global.control_socket.clone();
+    let mut requests = control::serve(&socket_path).map_err(|e| {
+        std::io::Error::new(e.kind(), format!("control socket {}: {e}", socket_path.display()))
+    })?;
     let mut running = loaded;
     tracing::info!(
         instances = running.config.vrrp_instance.len(),
@@ -46,42 +51,55 @@ async fn event_loop(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeE
                 reload(&config_path, &mut running);
                 continue;
             }
+            Some(Pending { request, reply }) = requests.recv() => {
+                let response = match request {
+                    Request::Status => Response::Status(Status {
+                        instances: driver.status().iter().map(InstanceView::from).collect(),
+                    }),
+                    Request::Reload => {
+                        let (ok, message) = reload(&config_path, &mut running);
+                        Response::Reloaded { ok, message }
+                    }
+                };
+                let _ = reply.send(response);
+                continue;
+            }
         };
         driver.process(input).await;
     }
     tracing::info!("keeperd stopping: releasing virtual addresses");
     driver.shutdown().await;
+    let _ = std::fs::remove_file(&socket_path);
     Ok(())
 }
 
 /// Parses and validates first; an invalid configuration keeps the running one. Applying
 /// differences without disturbing running instances is not implemented yet: a changed VRRP
 /// configuration is logged and needs a restart.
-fn reload(config_path: &std::path::Path, running: &mut Loaded) {
+fn reload(config_path: &std::path::Path, running: &mut Loaded) -> (bool, String) {
     match config::load(config_path, std::env::vars()) {
         Ok(new) => {
             for w in &new.warnings {
                 tracing::warn!("{w}");
             }
-            if new.config.vrrp_instance != running.config.vrrp_instance
+            let message = if new.config.vrrp_instance != running.config.vrrp_instance
                 || new.config.global != running.config.global
             {
-                tracing::warn!(
-                    "reload: VRRP changes are not applied by reload yet (accepted, not implemented); restart keeperd to apply them"
-                );
+                "reload: VRRP changes are not applied by reload yet (accepted, not implemented); restart keeperd to apply them"
             } else {
-                tracing::info!("configuration reloaded; nothing to change");
-            }
+                "configuration reloaded; nothing to change"
+            };
+            tracing::warn!("{message}");
             *running = new;
+            (true, message.to_string())
         }
         Err(errors) => {
             for e in &errors {
                 tracing::error!("{e}");
             }
-            tracing::error!(
-                "reload refused ({} errors); the running configuration stays",
-                errors.len()
-            );
+            let message = format!("reload refused ({} errors); the running configuration stays", errors.len());
+            tracing::error!("{message}");
+            (false, message)
         }
     }
 }

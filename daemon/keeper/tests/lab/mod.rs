@@ -1,0 +1,315 @@
+//! A namespace lab for tests that need root: one namespace holding a bridge, one namespace per
+//! node joined to it by a veth pair (`eth0` inside), fixed MACs, addresses 10.<net>.0.<11+i>/24
+//! and fd<net>::<11+i>/64, no default route, nothing linked to the host's interfaces. Every
+//! process started through the lab runs in its own process group and is killed, and every
+//! namespace deleted, when the lab drops (also when a test fails).
+
+#![allow(dead_code)]
+
+use std::net::IpAddr;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+pub struct Lab {
+    pub prefix: String,
+    pub net: u8,
+    pub nodes: Vec<String>,
+    pub dir: tempfile::TempDir,
+    daemons: Vec<Daemon>,
+}
+
+/// A process running in a node, killed (whole process group) on drop.
+pub struct Daemon {
+    pub node: String,
+    pub child: Child,
+    pub log: PathBuf,
+    pub socket: Option<PathBuf>,
+}
+
+impl Daemon {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn kill_group(&mut self, sig: i32) {
+        // SAFETY: kill(2) on our own child's process group.
+        unsafe {
+            libc::kill(-(self.child.id() as i32), sig);
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill_group(libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    out
+}
+
+pub fn ok(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn ip(args: &[&str]) -> String {
+    ok(Command::new("ip").args(args))
+}
+
+/// Polls `cond` every 5 ms until it holds or `timeout` passes; returns the time it took.
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    loop {
+        if cond() {
+            return start.elapsed();
+        }
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for: {what}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+impl Lab {
+    /// Creates the lab with the given node names.
+    pub fn new(nodes: &[&str]) -> Lab {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let prefix = format!("kt{}x{n}", std::process::id());
+        let net = 100 + (n % 100) as u8;
+        let lab = Lab {
+            prefix: prefix.clone(),
+            net,
+            nodes: nodes.iter().map(|s| s.to_string()).collect(),
+            dir: tempfile::tempdir().expect("tempdir"),
+            daemons: Vec::new(),
+        };
+        let lan = lab.lan();
+        ip(&["netns", "add", &lan]);
+        ip(&["-n", &lan, "link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0"]);
+        ip(&["-n", &lan, "link", "set", "br0", "up"]);
+        for (i, node) in nodes.iter().enumerate() {
+            let ns = lab.ns(node);
+            ip(&["netns", "add", &ns]);
+            let port = format!("p-{node}");
+            ip(&["-n", &lan, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns]);
+            ip(&["-n", &lan, "link", "set", &port, "master", "br0", "up"]);
+            ip(&["-n", &ns, "link", "set", "eth0", "address", &lab.mac(i)]);
+            ip(&["-n", &ns, "addr", "add", &format!("{}/24", lab.v4(i)), "dev", "eth0"]);
+            ip(&["-n", &ns, "addr", "add", &format!("{}/64", lab.v6(i)), "dev", "eth0", "nodad"]);
+            ip(&["-n", &ns, "link", "set", "lo", "up"]);
+            ip(&["-n", &ns, "link", "set", "eth0", "up"]);
+        }
+        // Link-local addresses come up with DAD; wait until usable (IPv6 adverts need them).
+        for node in nodes {
+            let ns = lab.ns(node);
+            wait_until("IPv6 link-local address ready", Duration::from_secs(10), || {
+                let out = run(Command::new("ip").args(["-n", &ns, "-6", "addr", "show", "dev", "eth0", "scope", "link"]));
+                let text = String::from_utf8_lossy(&out.stdout);
+                text.contains("inet6") && !text.contains("tentative")
+            });
+        }
+        lab
+    }
+
+    pub fn lan(&self) -> String {
+        format!("{}-lan", self.prefix)
+    }
+
+    pub fn ns(&self, node: &str) -> String {
+        format!("{}-{node}", self.prefix)
+    }
+
+    fn index(&self, node: &str) -> usize {
+        self.nodes.iter().position(|n| n == node).unwrap_or_else(|| panic!("no node {node}"))
+    }
+
+    pub fn mac(&self, i: usize) -> String {
+        format!("02:00:00:00:{:02x}:{:02x}", self.net, 0x11 + i)
+    }
+
+    pub fn mac_of(&self, node: &str) -> String {
+        self.mac(self.index(node))
+    }
+
+    pub fn v4(&self, i: usize) -> String {
+        format!("10.{}.0.{}", self.net, 11 + i)
+    }
+
+    pub fn v4_of(&self, node: &str) -> String {
+        self.v4(self.index(node))
+    }
+
+    pub fn v6(&self, i: usize) -> String {
+        format!("fd{}::{}", self.net, 11 + i)
+    }
+
+    /// The VIP of this lab (`.100`), IPv4 or IPv6.
+    pub fn vip4(&self) -> String {
+        format!("10.{}.0.100", self.net)
+    }
+
+    pub fn vip6(&self) -> String {
+        format!("fd{}::100", self.net)
+    }
+
+    /// Runs a command inside `node`.
+    pub fn exec(&self, node: &str, args: &[&str]) -> Output {
+        run(Command::new("ip").args(["netns", "exec", &self.ns(node)]).args(args))
+    }
+
+    /// Whether `addr` is configured on `node`'s eth0.
+    pub fn has_addr(&self, node: &str, addr: &str) -> bool {
+        let out = run(Command::new("ip").args(["-n", &self.ns(node), "addr", "show", "dev", "eth0"]));
+        let ip: IpAddr = addr.parse().expect("address");
+        String::from_utf8_lossy(&out.stdout).split_whitespace().any(|w| w.split('/').next() == Some(&ip.to_string()))
+    }
+
+    /// Which nodes hold `addr`.
+    pub fn holders(&self, addr: &str) -> Vec<String> {
+        self.nodes.iter().filter(|n| self.has_addr(n, addr)).cloned().collect()
+    }
+
+    /// Starts keeperd in `node` with `config` (a `[global] control_socket` is added).
+    pub fn start_keeperd(&mut self, node: &str, config: &str) -> usize {
+        let path = self.dir.path().join(format!("{node}.toml"));
+        let socket = self.dir.path().join(format!("{node}.sock"));
+        let text = format!("[global]\ncontrol_socket = {:?}\n{config}", socket.display().to_string());
+        std::fs::write(&path, text).expect("write config");
+        let log = self.dir.path().join(format!("{node}-keeperd.log"));
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns(node), env!("CARGO_BIN_EXE_keeperd"), "--config"])
+            .arg(&path)
+            .env("RUST_LOG", "debug");
+        self.spawn(node, cmd, log, Some(socket))
+    }
+
+    /// Starts keepalived (VRRP only) in `node` with a keepalived.conf text.
+    pub fn start_keepalived(&mut self, node: &str, config: &str) -> usize {
+        let d = self.dir.path();
+        let conf = d.join(format!("{node}-keepalived.conf"));
+        std::fs::write(&conf, config).expect("write config");
+        let log = d.join(format!("{node}-keepalived.log"));
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns(node), "keepalived", "-n", "-l", "-D", "-P", "-f"]).arg(&conf);
+        for (flag, name) in [("-p", "pid"), ("-r", "vrrp.pid"), ("-c", "checkers.pid"), ("-b", "bfd.pid")] {
+            cmd.arg(flag).arg(d.join(format!("{node}-keepalived-{name}")));
+        }
+        self.spawn(node, cmd, log, None)
+    }
+
+    fn spawn(&mut self, node: &str, mut cmd: Command, log: PathBuf, socket: Option<PathBuf>) -> usize {
+        let file = std::fs::File::create(&log).expect("log file");
+        let err = file.try_clone().expect("log file");
+        cmd.stdout(Stdio::from(file)).stderr(Stdio::from(err)).stdin(Stdio::null()).process_group(0);
+        let child = cmd.spawn().expect("spawn");
+        self.daemons.push(Daemon { node: node.to_string(), child, log, socket });
+        self.daemons.len() - 1
+    }
+
+    pub fn daemon(&self, id: usize) -> &Daemon {
+        &self.daemons[id]
+    }
+
+    /// Sends `sig` to the daemon's whole process group (SIGKILL = a crash).
+    pub fn signal(&mut self, id: usize, sig: i32) {
+        self.daemons[id].kill_group(sig);
+    }
+
+    /// Waits for the daemon to exit after a signal; returns its exit status.
+    pub fn wait_exit(&mut self, id: usize, timeout: Duration) -> std::process::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(st) = self.daemons[id].child.try_wait().expect("wait") {
+                return st;
+            }
+            assert!(start.elapsed() < timeout, "daemon did not exit within {timeout:?}:\n{}", self.log(id));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    pub fn log(&self, id: usize) -> String {
+        std::fs::read_to_string(&self.daemons[id].log).unwrap_or_default()
+    }
+
+    /// keeperd's status, through its control socket.
+    pub fn status(&self, id: usize) -> Option<keeper::control::Status> {
+        let socket = self.daemons[id].socket.as_ref()?;
+        match keeper::control::request(socket, &keeper::control::Request::Status) {
+            Ok(keeper::control::Response::Status(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Waits until keeperd answers on its control socket.
+    pub fn wait_ready(&self, id: usize) {
+        wait_until("keeperd control socket answers", Duration::from_secs(10), || self.status(id).is_some());
+    }
+
+    /// The state of `instance` in keeperd `id` ("backup", "master", ...).
+    pub fn state(&self, id: usize, instance: &str) -> Option<String> {
+        self.status(id)?.instances.into_iter().find(|i| i.name == instance).map(|i| i.state)
+    }
+
+    pub fn link_down(&self, node: &str) {
+        ip(&["-n", &self.ns(node), "link", "set", "eth0", "down"]);
+    }
+
+    pub fn link_up(&self, node: &str) {
+        ip(&["-n", &self.ns(node), "link", "set", "eth0", "up"]);
+    }
+
+    /// Cuts `node` off the LAN at the bridge (its own link stays up).
+    pub fn partition(&self, node: &str) {
+        ip(&["-n", &self.lan(), "link", "set", &format!("p-{node}"), "nomaster"]);
+    }
+
+    pub fn heal(&self, node: &str) {
+        ip(&["-n", &self.lan(), "link", "set", &format!("p-{node}"), "master", "br0"]);
+    }
+
+    /// The MAC `node`'s neighbour table has for `addr`, if any (any state but FAILED).
+    pub fn neighbour_mac(&self, node: &str, addr: &str) -> Option<String> {
+        let out = run(Command::new("ip").args(["-n", &self.ns(node), "neigh", "show", addr]));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let words: Vec<&str> = text.split_whitespace().collect();
+        words.iter().position(|w| *w == "lladdr").and_then(|i| words.get(i + 1)).map(|s| s.to_string())
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.daemons.clear();
+        let mut all: Vec<String> = self.nodes.iter().map(|n| self.ns(n)).collect();
+        all.push(self.lan());
+        for ns in all {
+            // Stray processes (started with `exec` and left running) die with their namespace's pids.
+            if let Ok(out) = Command::new("ip").args(["netns", "pids", &ns]).output() {
+                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                    if let Ok(pid) = pid.parse::<i32>() {
+                        // SAFETY: kill(2) on a process inside a namespace this lab created.
+                        unsafe {
+                            libc::kill(pid, libc::SIGKILL);
+                        }
+                    }
+                }
+            }
+            let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+        }
+        if std::thread::panicking() {
+            // Keep the logs of a failed test for the developer.
+            let kept = self.dir.path().to_path_buf();
+            eprintln!("lab {}: logs in {}", self.prefix, kept.display());
+            let _ = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir")).keep();
+        }
+    }
+}
