@@ -87,7 +87,7 @@ fn service_name(key: &ServiceKey) -> String {
             protocol,
             addr,
             port,
-        } => format!("{}  {}", protocol.name(), fmt_addr_port(addr, *port)),
+        } => format!("{:<4} {}", protocol.name(), fmt_addr_port(addr, *port)),
     }
 }
 
