@@ -177,6 +177,27 @@ fn daemon_dump() {
 }
 
 #[test]
+fn master_and_backup_daemons() {
+    // From a later capture run, with the master daemon running too (its multicast route set).
+    let d: Vec<SyncDaemon> = genl_msgs("daemons-master-backup.hex")
+        .iter()
+        .map(|(_, g)| decode::daemon_reply(g).expect("daemon"))
+        .collect();
+    assert_eq!(d.len(), 2);
+    assert_eq!(
+        d[0],
+        SyncDaemon {
+            sync_maxlen: Some(1472),
+            mcast_group: Some(v4(224, 0, 0, 81)),
+            mcast_port: Some(8848),
+            mcast_ttl: Some(1),
+            ..SyncDaemon::new(DaemonState::Master, "dummy0", 7)
+        }
+    );
+    assert_eq!(d[1].state, DaemonState::Backup);
+}
+
+#[test]
 fn refusals_in_a_batch_are_tied_to_their_requests() {
     // Four requests in one sendmsg: EEXIST, ESRCH, ENOENT, then an ACK.
     let acks: Vec<decode::Ack> = datagrams("errors.hex")

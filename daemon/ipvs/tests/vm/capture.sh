@@ -15,4 +15,5 @@ dest=$crate/tests/fixtures/kernel
 mkdir -p "$dest"
 rm -f "$dest"/*
 cp "$out"/*.hex "$out"/*-ipvsadm-*.txt "$out"/*.strace "$out"/inner.log "$dest/"
+cp "$out/t1-daemons.hex" "$dest/daemons-master-backup.hex"
 echo "fixtures in $dest"
