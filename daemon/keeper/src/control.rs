@@ -31,6 +31,12 @@ pub enum Response {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Status {
     pub instances: Vec<InstanceView>,
+    /// VRRP packets for no configured instance (unknown VRID on that interface).
+    #[serde(default)]
+    pub vrrp_unmatched: u64,
+    /// VRRP packets with an unreadable IP header.
+    #[serde(default)]
+    pub vrrp_malformed: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -55,6 +55,8 @@ async fn event_loop(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeE
                 let response = match request {
                     Request::Status => Response::Status(Status {
                         instances: driver.status().iter().map(InstanceView::from).collect(),
+                        vrrp_unmatched: driver.unmatched,
+                        vrrp_malformed: driver.malformed,
                     }),
                     Request::Reload => {
                         let (ok, message) = reload(&config_path, &mut running);

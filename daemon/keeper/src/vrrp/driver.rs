@@ -99,6 +99,11 @@ pub struct Driver {
     packets: mpsc::Receiver<Input>,
     links: mpsc::UnboundedReceiver<LinkFacts>,
     links_open: bool,
+    /// Packets no instance could take: no instance with their VRID on that interface and
+    /// family, or too short to carry a VRID.
+    pub unmatched: u64,
+    /// Packets the socket layer could not read (bad IP header).
+    pub malformed: u64,
 }
 
 impl Driver {
@@ -139,6 +144,8 @@ impl Driver {
             packets,
             links,
             links_open: true,
+            unmatched: 0,
+            malformed: 0,
         };
         let now = Instant::now();
         for i in 0..driver.instances.len() {
