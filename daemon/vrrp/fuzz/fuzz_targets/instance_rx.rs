@@ -10,7 +10,12 @@ use libfuzzer_sys::fuzz_target;
 
 fn instance(priority: u8) -> Instance {
     let me = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
-    let mut cfg = InstanceConfig::new(51, Version::V3, me, vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100))]);
+    let mut cfg = InstanceConfig::new(
+        51,
+        Version::V3,
+        me,
+        vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100))],
+    );
     cfg.priority = priority;
     Instance::new(cfg).expect("valid")
 }
@@ -37,9 +42,20 @@ fuzz_target!(|data: &[u8]| {
             }
             let before = (vr.state(), vr.poll_timeout(), vr.stats().adverts_received);
             let drops = vr.stats().drops.total();
-            vr.handle(at, Event::AdvertReceived { src, dst, ttl: *ttl, bytes });
+            vr.handle(
+                at,
+                Event::AdvertReceived {
+                    src,
+                    dst,
+                    ttl: *ttl,
+                    bytes,
+                },
+            );
             if vr.stats().drops.total() > drops {
-                assert_eq!((vr.state(), vr.poll_timeout(), vr.stats().adverts_received), before);
+                assert_eq!(
+                    (vr.state(), vr.poll_timeout(), vr.stats().adverts_received),
+                    before
+                );
             }
             while vr.poll_action().is_some() {}
         }
