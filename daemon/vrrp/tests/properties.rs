@@ -196,10 +196,8 @@ proptest! {
         if n_peers > 0 {
             cfg.unicast_peers = Some((0..n_peers).map(|i| Peer::new(addr(2 + i as u32))).collect());
         }
-        if version == Version::V2 {
-            if let Some(pw) = &password {
-                cfg.auth = Auth::simple_text(pw).expect("1..=8 octets");
-            }
+        if let (Version::V2, Some(pw)) = (version, &password) {
+            cfg.auth = Auth::simple_text(pw).expect("1..=8 octets");
         }
         let mut vr = Instance::new(cfg).expect("valid");
         vr.handle(Instant::now(), Event::Startup);
