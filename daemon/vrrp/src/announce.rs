@@ -11,8 +11,9 @@ pub(crate) struct AnnounceSchedule {
     /// Rounds left in the current burst, the next one at `next_round`.
     burst_left: u32,
     next_round: Option<Instant>,
-    /// The second burst, `master_delay` after the first.
-    repeat_at: Option<Instant>,
+    /// Second bursts, `master_delay` after the takeover burst and after the latest
+    /// answer to a lower priority (at most these two, like keepalived's two timers).
+    repeats: Vec<Instant>,
     /// The next periodic refresh.
     refresh_at: Option<Instant>,
 }
@@ -23,7 +24,7 @@ impl AnnounceSchedule {
             garp,
             burst_left: 0,
             next_round: None,
-            repeat_at: None,
+            repeats: Vec::with_capacity(2),
             refresh_at: None,
         }
     }
@@ -31,7 +32,8 @@ impl AnnounceSchedule {
     /// Becoming master: a burst now, the second after `master_delay`, then the refresh.
     pub(crate) fn start_master(&mut self, now: Instant) {
         self.stop();
-        self.answer(now);
+        self.burst(now, self.garp.master_repeat);
+        self.repeats.extend(self.repeat_time(now));
         // A period too large for the clock means "never" (checked_add), not a panic.
         self.refresh_at = self
             .garp
@@ -44,33 +46,45 @@ impl AnnounceSchedule {
     /// refresh keeps its phase.
     pub(crate) fn answer(&mut self, now: Instant) {
         self.burst(now, self.garp.master_repeat);
-        self.repeat_at = if self.garp.master_delay.is_zero() {
+        if let Some(at) = self.repeat_time(now) {
+            // Bounded under a flood of lower-priority adverts: the newest answer's
+            // repeat replaces the previous answer's.
+            if self.repeats.len() >= 2 {
+                self.repeats.pop();
+            }
+            self.repeats.push(at);
+        }
+    }
+
+    fn repeat_time(&self, now: Instant) -> Option<Instant> {
+        if self.garp.master_delay.is_zero() {
             None
         } else {
             now.checked_add(self.garp.master_delay)
-        };
+        }
     }
 
     /// No longer master: nothing pending.
     pub(crate) fn stop(&mut self) {
         self.burst_left = 0;
         self.next_round = None;
-        self.repeat_at = None;
+        self.repeats.clear();
         self.refresh_at = None;
     }
 
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        [self.next_round, self.repeat_at, self.refresh_at]
+        [self.next_round, self.refresh_at]
             .into_iter()
             .flatten()
+            .chain(self.repeats.iter().copied())
             .min()
     }
 
     /// The number of rounds due by `now`, consuming them. A late caller gets the missed
     /// rounds of the current burst (bounded by its size), and one refresh.
     pub(crate) fn take_due(&mut self, now: Instant) -> u32 {
-        if let Some(at) = self.repeat_at.filter(|&at| at <= now) {
-            self.repeat_at = None;
+        while let Some(i) = self.repeats.iter().position(|&at| at <= now) {
+            let at = self.repeats.remove(i);
             self.burst(at, self.garp.master_repeat);
         }
         if let Some(at) = self.refresh_at.filter(|&at| at <= now) {

@@ -162,8 +162,7 @@ impl Instance {
 
     /// Runs every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if let Some(at) = self.startup_at.filter(|&at| at <= now) {
-            let _ = at;
+        if self.startup_at.is_some_and(|at| at <= now) {
             self.startup_at = None;
             self.start(now, TransitionReason::Startup);
         }
