@@ -81,7 +81,10 @@ impl From<&InstanceStatus> for InstanceView {
             master: s.master.map(|m| m.to_string()),
             vips: s.vips.iter().map(|v| v.to_string()).collect(),
             last_transition: s.last_transition.map(|(at, t)| TransitionView {
-                at: at.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
+                at: at
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs_f64())
+                    .unwrap_or(0.0),
                 from: t.from.to_string(),
                 to: t.to.to_string(),
                 reason: t.reason.to_string(),
@@ -89,7 +92,13 @@ impl From<&InstanceStatus> for InstanceView {
             adverts_sent: s.stats.adverts_sent,
             adverts_received: s.stats.adverts_received,
             transitions: s.stats.transitions,
-            drops: s.stats.drops.iter().filter(|(_, n)| *n > 0).map(|(r, n)| (r.name().to_string(), n)).collect(),
+            drops: s
+                .stats
+                .drops
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(r, n)| (r.name().to_string(), n))
+                .collect(),
         }
     }
 }
@@ -146,9 +155,12 @@ async fn handle_client(stream: UnixStream, tx: mpsc::Sender<Pending>) {
                     Err(_) => return,
                 }
             }
-            Err(e) => Response::Error { message: format!("request not understood: {e}") },
+            Err(e) => Response::Error {
+                message: format!("request not understood: {e}"),
+            },
         };
-        let mut text = serde_json::to_string(&response).unwrap_or_else(|e| format!("{{\"error\":{{\"message\":\"{e}\"}}}}"));
+        let mut text = serde_json::to_string(&response)
+            .unwrap_or_else(|e| format!("{{\"error\":{{\"message\":\"{e}\"}}}}"));
         text.push('\n');
         if write.write_all(text.as_bytes()).await.is_err() {
             return;
@@ -166,5 +178,6 @@ pub fn request(path: &PathBuf, request: &Request) -> std::io::Result<Response> {
     stream.write_all(line.as_bytes())?;
     let mut answer = String::new();
     std::io::BufReader::new(stream).read_line(&mut answer)?;
-    serde_json::from_str(&answer).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    serde_json::from_str(&answer)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }

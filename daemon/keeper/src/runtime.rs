@@ -34,7 +34,10 @@ async fn event_loop(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeE
     let mut driver = Driver::start(plans).await?;
     let socket_path = loaded.config.global.control_socket.clone();
     let mut requests = control::serve(&socket_path).map_err(|e| {
-        std::io::Error::new(e.kind(), format!("control socket {}: {e}", socket_path.display()))
+        std::io::Error::new(
+            e.kind(),
+            format!("control socket {}: {e}", socket_path.display()),
+        )
     })?;
     let mut running = loaded;
     tracing::info!(
@@ -99,7 +102,10 @@ fn reload(config_path: &std::path::Path, running: &mut Loaded) -> (bool, String)
             for e in &errors {
                 tracing::error!("{e}");
             }
-            let message = format!("reload refused ({} errors); the running configuration stays", errors.len());
+            let message = format!(
+                "reload refused ({} errors); the running configuration stays",
+                errors.len()
+            );
             tracing::error!("{message}");
             (false, message)
         }

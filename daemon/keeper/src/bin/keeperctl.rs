@@ -42,15 +42,20 @@ fn main() -> ExitCode {
         }
     };
     match (args.command, response) {
-        (Command::Status { json: true }, Response::Status(s)) => match serde_json::to_string_pretty(&s) {
-            Ok(text) => println!("{text}"),
-            Err(e) => {
-                eprintln!("keeperctl: {e}");
-                return ExitCode::FAILURE;
+        (Command::Status { json: true }, Response::Status(s)) => {
+            match serde_json::to_string_pretty(&s) {
+                Ok(text) => println!("{text}"),
+                Err(e) => {
+                    eprintln!("keeperctl: {e}");
+                    return ExitCode::FAILURE;
+                }
             }
-        },
+        }
         (Command::Status { json: false }, Response::Status(s)) => {
-            println!("{:<16} {:<10} {:>4} {:<5} {:<8} {:>4} {:<26} VIPS", "INSTANCE", "INTERFACE", "VRID", "AF", "STATE", "PRIO", "MASTER");
+            println!(
+                "{:<16} {:<10} {:>4} {:<5} {:<8} {:>4} {:<26} VIPS",
+                "INSTANCE", "INTERFACE", "VRID", "AF", "STATE", "PRIO", "MASTER"
+            );
             for i in s.instances {
                 println!(
                     "{:<16} {:<10} {:>4} {:<5} {:<8} {:>4} {:<26} {}",

@@ -52,6 +52,17 @@ struct PlacedVip {
     link_local: Option<Ipv6Addr>,
 }
 
+/// A state change, broadcast to whoever follows VRRP (IPVS sync daemon, notify scripts,
+/// metrics, systemd status).
+#[derive(Clone, Debug)]
+pub struct StateChange {
+    pub instance: String,
+    pub vrid: u8,
+    pub priority: u8,
+    pub transition: Transition,
+    pub at: SystemTime,
+}
+
 /// What the control socket and logs show about an instance.
 #[derive(Clone, Debug)]
 pub struct InstanceStatus {
@@ -104,6 +115,7 @@ pub struct Driver {
     pub unmatched: u64,
     /// Packets the socket layer could not read (bad IP header).
     pub malformed: u64,
+    changes: tokio::sync::broadcast::Sender<StateChange>,
 }
 
 impl Driver {
@@ -146,6 +158,7 @@ impl Driver {
             links_open: true,
             unmatched: 0,
             malformed: 0,
+            changes: tokio::sync::broadcast::channel(256).0,
         };
         let now = Instant::now();
         for i in 0..driver.instances.len() {
@@ -364,6 +377,12 @@ impl Driver {
         let _ = self.timer.set(None);
     }
 
+    /// State changes from now on, in order. A subscriber that falls 256 changes behind gets
+    /// `Lagged` and should resynchronise from [`Driver::status`].
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<StateChange> {
+        self.changes.subscribe()
+    }
+
     /// A snapshot of every instance.
     pub fn status(&self) -> Vec<InstanceStatus> {
         self.instances
@@ -454,7 +473,17 @@ impl Driver {
                     {
                         tracing::debug!(instance = %r.plan.name, master_down = ?r.core.master_down_interval(), "took over");
                     }
-                    self.instances[i].last_transition = Some((SystemTime::now(), t));
+                    let at = SystemTime::now();
+                    self.instances[i].last_transition = Some((at, t));
+                    let r = &self.instances[i];
+                    // No subscriber is fine: the send error only says nobody listens.
+                    let _ = self.changes.send(StateChange {
+                        instance: r.plan.name.clone(),
+                        vrid: r.core.vrid(),
+                        priority: r.core.effective_priority(),
+                        transition: t,
+                        at,
+                    });
                 }
                 Action::Dropped { src, reason } => {
                     tracing::debug!(instance = %r.plan.name, %src, reason = reason.name(), "advert dropped");
