@@ -85,7 +85,12 @@ impl FileLayer {
             }
         })?;
         let mut positions = BTreeMap::new();
-        collect_table(doc.as_table(), &text, &mut Vec::new(), &mut positions);
+        collect_table(
+            doc.as_table(),
+            &LineIndex::new(&text),
+            &mut Vec::new(),
+            &mut positions,
+        );
         Ok(FileLayer {
             path: path.to_path_buf(),
             text: text.clone(),
@@ -115,9 +120,37 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// Line starts of a file, so that placing every key is not quadratic in the file's size (a
+/// 45,000-line file took 10 s with [`line_col`] per key).
+struct LineIndex<'a> {
+    text: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    fn new(text: &'a str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        LineIndex { text, starts }
+    }
+
+    /// The same as [`line_col`].
+    fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let line = self.starts.partition_point(|&s| s <= offset);
+        let start = self.starts[line - 1];
+        let col = self
+            .text
+            .get(start..offset)
+            .map_or(0, |l| l.chars().count());
+        (line, col + 1)
+    }
+}
+
 fn collect_table(
     table: &toml_edit::Table,
-    text: &str,
+    text: &LineIndex,
     path: &mut KeyPath,
     out: &mut BTreeMap<KeyPath, (usize, usize)>,
 ) {
@@ -129,7 +162,7 @@ fn collect_table(
             .or_else(|| item.span());
         if let Some(span) = span {
             out.entry(path.clone())
-                .or_insert_with(|| line_col(text, span.start));
+                .or_insert_with(|| text.line_col(span.start));
         }
         collect_item(item, text, path, out);
         path.pop();
@@ -138,7 +171,7 @@ fn collect_table(
 
 fn collect_item(
     item: &toml_edit::Item,
-    text: &str,
+    text: &LineIndex,
     path: &mut KeyPath,
     out: &mut BTreeMap<KeyPath, (usize, usize)>,
 ) {
@@ -150,7 +183,7 @@ fn collect_item(
                 path.push(i.to_string());
                 if let Some(span) = t.span() {
                     out.entry(path.clone())
-                        .or_insert_with(|| line_col(text, span.start));
+                        .or_insert_with(|| text.line_col(span.start));
                 }
                 collect_table(t, text, path, out);
                 path.pop();
@@ -162,7 +195,7 @@ fn collect_item(
 
 fn collect_value(
     value: &toml_edit::Value,
-    text: &str,
+    text: &LineIndex,
     path: &mut KeyPath,
     out: &mut BTreeMap<KeyPath, (usize, usize)>,
 ) {
@@ -173,7 +206,7 @@ fn collect_value(
                 let span = t.key(key).and_then(|k| k.span()).or_else(|| v.span());
                 if let Some(span) = span {
                     out.entry(path.clone())
-                        .or_insert_with(|| line_col(text, span.start));
+                        .or_insert_with(|| text.line_col(span.start));
                 }
                 collect_value(v, text, path, out);
                 path.pop();
@@ -184,7 +217,7 @@ fn collect_value(
                 path.push(i.to_string());
                 if let Some(span) = v.span() {
                     out.entry(path.clone())
-                        .or_insert_with(|| line_col(text, span.start));
+                        .or_insert_with(|| text.line_col(span.start));
                 }
                 collect_value(v, text, path, out);
                 path.pop();
@@ -397,6 +430,19 @@ fn to_node(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn line_index_agrees_with_line_col() {
+        let text = "a\n\nbé = 1\n  [x]\nlast";
+        let index = LineIndex::new(text);
+        for offset in (0..=text.len() + 2).filter(|&o| text.is_char_boundary(o.min(text.len()))) {
+            assert_eq!(
+                index.line_col(offset),
+                line_col(text, offset),
+                "offset {offset}"
+            );
+        }
+    }
 
     #[test]
     fn positions_of_keys_headers_and_array_items() {
