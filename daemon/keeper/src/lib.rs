@@ -3,6 +3,7 @@
 pub mod config;
 pub mod control;
 pub mod logging;
+pub mod lvs;
 pub mod net;
 pub mod runtime;
 pub mod vrrp;

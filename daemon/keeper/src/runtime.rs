@@ -7,6 +7,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::{self, Loaded};
 use crate::control::{self, InstanceView, Pending, Request, Response, Status};
+use crate::lvs::Lvs;
 use crate::vrrp::driver::{Driver, DriverError};
 use crate::vrrp::plan;
 
@@ -40,6 +41,9 @@ async fn event_loop(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeE
         )
     })?;
     let mut running = loaded;
+    // IPVS: a task of its own beside this loop, told about reloads and VRRP transitions.
+    let mut vrrp_changes = driver.subscribe();
+    let lvs = Lvs::start(&running.config, vrrp_states(&driver));
     tracing::info!(
         instances = running.config.vrrp_instance.len(),
         virtual_servers = running.config.virtual_server.len(),
@@ -51,7 +55,12 @@ async fn event_loop(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeE
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {
-                reload(&config_path, &mut running);
+                reload(&config_path, &mut running, &lvs);
+                continue;
+            }
+            // Any transition (or a lag) sends the current states: nothing to lose.
+            _ = vrrp_changes.recv() => {
+                lvs.vrrp_states(vrrp_states(&driver));
                 continue;
             }
             Some(Pending { request, reply }) = requests.recv() => {
@@ -62,8 +71,19 @@ async fn event_loop(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeE
                         vrrp_malformed: driver.malformed,
                     }),
                     Request::Reload => {
-                        let (ok, message) = reload(&config_path, &mut running);
+                        let (ok, message) = reload(&config_path, &mut running, &lvs);
                         Response::Reloaded { ok, message }
+                    }
+                    Request::Ipvs => {
+                        // Read on a connection of its own, off this loop.
+                        tokio::spawn(async move {
+                            let response = match crate::lvs::read_kernel().await {
+                                Ok(view) => Response::Ipvs(Box::new(view)),
+                                Err(message) => Response::Error { message },
+                            };
+                            let _ = reply.send(response);
+                        });
+                        continue;
                     }
                 };
                 let _ = reply.send(response);
@@ -74,6 +94,7 @@ async fn event_loop(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeE
     }
     tracing::info!("keeperd stopping: releasing virtual addresses");
     driver.shutdown().await;
+    lvs.shutdown(std::time::Duration::from_secs(10)).await;
     let _ = std::fs::remove_file(&socket_path);
     Ok(())
 }
@@ -81,7 +102,7 @@ async fn event_loop(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeE
 /// Parses and validates first; an invalid configuration keeps the running one. Applying
 /// differences without disturbing running instances is not implemented yet: a changed VRRP
 /// configuration is logged and needs a restart.
-fn reload(config_path: &std::path::Path, running: &mut Loaded) -> (bool, String) {
+fn reload(config_path: &std::path::Path, running: &mut Loaded, lvs: &Lvs) -> (bool, String) {
     match config::load(config_path, std::env::vars()) {
         Ok(new) => {
             for w in &new.warnings {
@@ -95,6 +116,8 @@ fn reload(config_path: &std::path::Path, running: &mut Loaded) -> (bool, String)
                 "configuration reloaded; nothing to change"
             };
             tracing::warn!("{message}");
+            // IPVS applies reloads: only the differences reach the kernel.
+            lvs.reload(&new.config);
             *running = new;
             (true, message.to_string())
         }
@@ -110,4 +133,13 @@ fn reload(config_path: &std::path::Path, running: &mut Loaded) -> (bool, String)
             (false, message)
         }
     }
+}
+
+/// Each VRRP instance's state, for the IPVS sync daemon.
+fn vrrp_states(driver: &Driver) -> std::collections::BTreeMap<String, keeper_vrrp::State> {
+    driver
+        .status()
+        .into_iter()
+        .map(|s| (s.name, s.state))
+        .collect()
 }
