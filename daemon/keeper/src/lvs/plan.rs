@@ -772,3 +772,391 @@ fn plan_sync(cfg: &Config, notes: &mut Notes) -> Option<SyncPlan> {
     }
     Some(plan)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keeper_ipvs::Netmask;
+
+    fn plan_of(c: &Config) -> (LvsPlan, Vec<LvsNote>) {
+        super::plan(c)
+    }
+
+    fn cfg(text: &str) -> Config {
+        toml::from_str(text).expect("test config parses")
+    }
+
+    fn errors(notes: &[LvsNote]) -> Vec<String> {
+        notes
+            .iter()
+            .filter(|n| n.error)
+            .map(|n| format!("{}: {}", crate::config::display_path(&n.path), n.message))
+            .collect()
+    }
+
+    fn keys(p: &VirtualServerPlan) -> Vec<String> {
+        p.services.iter().map(|s| s.key.to_string()).collect()
+    }
+
+    #[test]
+    fn seed_000_dr_service_with_every_setting() {
+        let (plan, notes) = plan_of(&cfg(r#"
+            [virtual_server.web]
+            ip = "192.168.1.100"
+            port = 80
+            lb_algo = "sh"
+            lb_kind = "DR"
+            protocol = "TCP"
+            "sh-port" = true
+            "sh-fallback" = true
+            persistence_timeout = 50
+            persistence_granularity = "255.255.255.0"
+            persistence_engine = "sip"
+            [virtual_server.web.real_server.a]
+            ip = "192.168.1.106"
+            weight = 100
+            uthreshold = 1000
+            lthreshold = 500
+            [virtual_server.web.real_server.b]
+            ip = "192.168.1.107"
+            port = 8080
+            lb_kind = "NAT"
+            inhibit_on_failure = true
+            tcp_check = { connect_timeout = 3 }
+        "#));
+        assert!(notes.is_empty(), "{notes:?}");
+        let vs = &plan.virtual_servers[0];
+        assert_eq!(keys(vs), ["TCP 192.168.1.100:80"]);
+        let s = &vs.services[0];
+        assert_eq!(s.scheduler, Scheduler::Sh);
+        assert!(s.flags.persistent && s.flags.sched1 && s.flags.sched2 && !s.flags.one_packet);
+        assert_eq!(s.timeout, 50);
+        assert_eq!(s.netmask, Netmask::V4(Ipv4Addr::new(255, 255, 255, 0)));
+        assert_eq!(s.pe_name.as_deref(), Some("sip"));
+        let a = &vs.real_servers[0];
+        assert_eq!(
+            (a.port, a.forward, a.weight),
+            (Some(80), ForwardMethod::Route, 100)
+        );
+        assert_eq!((a.upper_threshold, a.lower_threshold), (1000, 500));
+        assert!(!a.inhibit_on_failure && !a.has_checker);
+        let b = &vs.real_servers[1];
+        assert_eq!(
+            (b.port, b.forward, b.weight),
+            (Some(8080), ForwardMethod::Masq, 1)
+        );
+        assert!(b.inhibit_on_failure && b.has_checker);
+        assert_eq!((vs.quorum, vs.hysteresis), (1, 0));
+    }
+
+    #[test]
+    fn scheduler_flags_of_another_scheduler_are_ignored_with_a_warning() {
+        let (plan, notes) = plan_of(&cfg(r#"
+            [virtual_server.web]
+            ip = "10.0.0.1"
+            port = 80
+            lb_algo = "rr"
+            "mh-port" = true
+            ops = true
+        "#));
+        let s = &plan.virtual_servers[0].services[0];
+        assert!(!s.flags.sched2, "mh-port dropped with rr");
+        assert!(s.flags.one_packet);
+        let warnings: Vec<_> = notes
+            .iter()
+            .filter(|n| !n.error)
+            .map(|n| n.path.join("."))
+            .collect();
+        assert!(
+            warnings.contains(&"virtual_server.web.mh-port".to_string()),
+            "{notes:?}"
+        );
+        assert!(
+            warnings.contains(&"virtual_server.web.ops".to_string()),
+            "TCP with ops: {notes:?}"
+        );
+    }
+
+    #[test]
+    fn granularity_alone_means_keepalived_default_persistence() {
+        let (plan, notes) = plan_of(&cfg(r#"
+            [virtual_server.v6]
+            ip = "fd77::100"
+            port = 443
+            persistence_granularity = "64"
+            [virtual_server.v6.real_server.a]
+            ip = "fd77::21"
+        "#));
+        let s = &plan.virtual_servers[0].services[0];
+        assert!(s.flags.persistent);
+        assert_eq!(s.timeout, 360);
+        assert_eq!(s.netmask, Netmask::V6(64));
+        assert_eq!(notes.len(), 1, "one warning: {notes:?}");
+    }
+
+    #[test]
+    fn bad_granularities_are_errors() {
+        for (vip, g) in [
+            ("10.0.0.1", "255.0.255.0"),
+            ("10.0.0.1", "0.0.0.0"),
+            ("10.0.0.1", "banana"),
+            ("fd00::1", "129"),
+            ("fd00::1", "255.255.255.0"),
+        ] {
+            let (plan, notes) = plan_of(&cfg(&format!(
+                "[virtual_server.x]\nip = \"{vip}\"\nport = 1\npersistence_timeout = 5\npersistence_granularity = \"{g}\"\n"
+            )));
+            assert!(plan.virtual_servers.is_empty(), "{vip} {g}");
+            assert_eq!(errors(&notes).len(), 1, "{vip} {g}: {notes:?}");
+        }
+        assert_eq!(
+            granularity("/24", AddressFamily::Inet),
+            Ok(Netmask::V4(Ipv4Addr::new(255, 255, 255, 0)))
+        );
+    }
+
+    #[test]
+    fn fwmark_family_comes_from_the_real_servers_unless_declared() {
+        let (plan, _) = plan_of(&cfg(r#"
+            [virtual_server.m6]
+            fwmark = 6
+            [virtual_server.m6.real_server.a]
+            ip = "fd77::21"
+            [virtual_server.m4]
+            fwmark = 4
+            [virtual_server.m4.real_server.a]
+            ip = "10.0.0.21"
+            [virtual_server.declared]
+            fwmark = 9
+            ip_family = "inet6"
+            lb_kind = "TUN"
+            [virtual_server.declared.real_server.a]
+            ip = "10.0.0.21"
+            [virtual_server.empty]
+            fwmark = 10
+        "#));
+        let all: Vec<String> = plan.virtual_servers.iter().flat_map(keys).collect();
+        assert_eq!(all, ["FWM 9 IPv6", "FWM 10", "FWM 4", "FWM 6 IPv6"]);
+        // Real servers of a fwmark service listen on the packet's port: 0.
+        let m4 = plan
+            .virtual_servers
+            .iter()
+            .find(|v| v.name == "m4")
+            .expect("m4");
+        assert_eq!(m4.real_servers[0].destination(0, 1).port, 0);
+    }
+
+    #[test]
+    fn group_members_expand_like_keepalived() {
+        let (plan, notes) = plan_of(&cfg(r#"
+            [virtual_server_group]
+            web = ["10.0.0.1 80", "10.0.0.5-7 443", "10.0.0.254-10.0.1.1 8", "10.1.0.0/30 25", "fd00::a-c 80", "fwmark 7", "fwmark 8 inet6"]
+            [virtual_server.web]
+            group = "web"
+            [virtual_server.web.real_server.a]
+            ip = "10.0.0.21"
+            lb_kind = "TUN"
+        "#));
+        assert!(errors(&notes).is_empty(), "{notes:?}");
+        let vs = &plan.virtual_servers[0];
+        assert_eq!(
+            keys(vs),
+            [
+                "TCP 10.0.0.1:80",
+                "TCP 10.0.0.5:443",
+                "TCP 10.0.0.6:443",
+                "TCP 10.0.0.7:443",
+                "TCP 10.0.0.254:8",
+                "TCP 10.0.0.255:8",
+                "TCP 10.0.1.0:8",
+                "TCP 10.0.1.1:8",
+                "TCP 10.1.0.0:25",
+                "TCP 10.1.0.1:25",
+                "TCP 10.1.0.2:25",
+                "TCP 10.1.0.3:25",
+                "TCP [fd00::a]:80",
+                "TCP [fd00::b]:80",
+                "TCP [fd00::c]:80",
+                "FWM 7",
+                "FWM 8 IPv6",
+            ]
+        );
+        // No port on the real server: each member's own.
+        assert_eq!(vs.real_servers[0].port, None);
+        assert_eq!(vs.real_servers[0].destination(443, 1).port, 443);
+    }
+
+    #[test]
+    fn group_errors_name_the_member() {
+        for (member, expect) in [
+            ("10.0.0.9-3 80", "ends before it starts"),
+            ("10.0.0.1-300 80", "invalid range end"),
+            ("10.0.0.0/8 80", "at most 65536"),
+            ("fd00::1-zz 80", "hex"),
+            ("10.0.0.1-fd00::1 80", "mixes"),
+            ("fwmark 0", "invalid fwmark"),
+            ("fwmark 7 inet5", "not `fwmark N"),
+            ("10.0.0.1 http", "invalid port"),
+            ("10.0.0.1 80 tcp", "is not `IP [PORT]`"),
+        ] {
+            let (plan, notes) = plan_of(&cfg(&format!(
+                "[virtual_server_group]\ng = [\"10.0.0.1 81\", {member:?}]\n[virtual_server.v]\ngroup = \"g\"\n"
+            )));
+            assert!(plan.virtual_servers.is_empty(), "{member}");
+            let e = errors(&notes);
+            assert_eq!(e.len(), 1, "{member}: {e:?}");
+            assert!(
+                e[0].starts_with("virtual_server_group.g[1]: ") && e[0].contains(expect),
+                "{member}: {e:?}"
+            );
+        }
+        let (_, notes) = plan_of(&cfg("[virtual_server.v]\ngroup = \"nope\"\n"));
+        assert_eq!(
+            errors(&notes),
+            ["virtual_server.v.group: no virtual_server_group named \"nope\""]
+        );
+    }
+
+    #[test]
+    fn a_service_claimed_twice_through_groups_is_refused() {
+        let (plan, notes) = plan_of(&cfg(r#"
+            [virtual_server_group]
+            g = ["10.0.0.1-3 80"]
+            [virtual_server.a]
+            group = "g"
+            [virtual_server.b]
+            ip = "10.0.0.2"
+            port = 80
+        "#));
+        assert_eq!(plan.virtual_servers.len(), 1);
+        assert_eq!(
+            errors(&notes),
+            ["virtual_server.b: virtual server \"a\" already serves TCP 10.0.0.2:80"]
+        );
+    }
+
+    #[test]
+    fn families_must_match_unless_tunnelled() {
+        let (plan, notes) = plan_of(&cfg(r#"
+            [virtual_server_group]
+            g = ["10.0.0.1 80", "fd00::1 80"]
+            [virtual_server.v]
+            group = "g"
+            sorry_server = "10.0.0.9 80"
+            [virtual_server.v.real_server.a]
+            ip = "10.0.0.21"
+        "#));
+        assert!(plan.virtual_servers.is_empty());
+        let e = errors(&notes);
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].contains("10.0.0.21 is not of the family of TCP [fd00::1]:80"),
+            "{e:?}"
+        );
+        assert!(e[1].starts_with("virtual_server.v.sorry_server"), "{e:?}");
+    }
+
+    #[test]
+    fn every_port_needs_persistence() {
+        let (_, notes) = plan_of(&cfg("[virtual_server.v]\nip = \"10.0.0.1\"\nport = 0\n"));
+        assert_eq!(errors(&notes).len(), 1, "{notes:?}");
+        let (plan, notes) = plan_of(&cfg(
+            "[virtual_server.v]\nip = \"10.0.0.1\"\nport = 0\npersistence_timeout = 60\n",
+        ));
+        assert!(errors(&notes).is_empty());
+        assert_eq!(plan.virtual_servers.len(), 1);
+    }
+
+    #[test]
+    fn sorry_server_and_quorum() {
+        let (plan, _) = plan_of(&cfg(r#"
+            [virtual_server.v]
+            ip = "10.0.0.1"
+            port = 80
+            lb_kind = "DR"
+            sorry_server = "10.0.0.9 8080"
+            sorry_server_lvs_method = "NAT"
+            sorry_server_inhibit = true
+            quorum = 3
+            hysteresis = 1
+        "#));
+        let vs = &plan.virtual_servers[0];
+        let sorry = vs.sorry_server.as_ref().expect("sorry server");
+        assert_eq!(
+            (sorry.port, sorry.forward, sorry.weight),
+            (8080, ForwardMethod::Masq, 1)
+        );
+        assert!(vs.sorry_server_inhibit);
+        assert_eq!((vs.quorum, vs.hysteresis), (3, 1));
+    }
+
+    const INSTANCE: &str = r#"
+        [vrrp_instance.VI_1]
+        interface = "eth0"
+        virtual_router_id = 51
+        virtual_ipaddress = ["10.0.0.100"]
+    "#;
+
+    #[test]
+    fn seed_000_sync_daemon_interface_uses_the_vrid_as_sync_id() {
+        let (plan, notes) = plan_of(&cfg(&format!(
+            "{INSTANCE}lvs_sync_daemon_interface = \"eth1\"\n"
+        )));
+        assert!(notes.is_empty(), "{notes:?}");
+        assert_eq!(
+            plan.sync,
+            Some(SyncPlan {
+                interface: "eth1".into(),
+                instance: Some("VI_1".into()),
+                sync_id: 51,
+                maxlen: None,
+                port: None,
+                ttl: None,
+                group: None,
+            })
+        );
+    }
+
+    #[test]
+    fn global_sync_daemon_with_every_option() {
+        let (plan, notes) = plan_of(&cfg(&format!(
+            "[global]\nlvs_sync_daemon = {{ interface = \"eth0\", inst = \"VI_1\", id = 7, maxlen = 1400, port = 8849, ttl = 2, group = \"224.0.0.82\" }}\n{INSTANCE}"
+        )));
+        assert!(notes.is_empty(), "{notes:?}");
+        let s = plan.sync.expect("sync plan");
+        assert_eq!(
+            (s.sync_id, s.maxlen, s.port, s.ttl),
+            (7, Some(1400), Some(8849), Some(2))
+        );
+        assert_eq!(s.group, Some("224.0.0.82".parse().expect("addr")));
+        // Without an instance: sync id 0, both daemons (see sync_daemon).
+        let (plan, _) = plan_of(&cfg(
+            "[global]\nlvs_sync_daemon = { interface = \"eth0\" }\n",
+        ));
+        let s = plan.sync.expect("sync plan");
+        assert_eq!((s.instance, s.sync_id), (None, 0));
+    }
+
+    #[test]
+    fn sync_daemon_errors() {
+        let (plan, notes) = plan_of(&cfg(&format!(
+            "[global]\nlvs_sync_daemon = {{ interface = \"eth0\", inst = \"VI_9\", id = 300, group = \"10.0.0.1\" }}\n{INSTANCE}"
+        )));
+        assert!(plan.sync.is_none());
+        let e = errors(&notes);
+        assert_eq!(e.len(), 3, "{e:?}");
+        let (plan, notes) = plan_of(&cfg(&format!(
+            "[global]\nlvs_sync_daemon = {{ interface = \"eth0\" }}\n{INSTANCE}lvs_sync_daemon_interface = \"eth0\"\n"
+        )));
+        assert_eq!(
+            plan.sync.map(|s| s.instance),
+            Some(Some("VI_1".to_string()))
+        );
+        assert_eq!(errors(&notes).len(), 1, "set twice: {notes:?}");
+        let (plan, notes) = plan_of(&cfg(&format!(
+            "{INSTANCE}lvs_sync_daemon_interface = \"an-interface-name-too-long\"\n"
+        )));
+        assert!(plan.sync.is_none());
+        assert_eq!(errors(&notes).len(), 1, "{notes:?}");
+    }
+}

@@ -80,3 +80,96 @@ pub fn after(running: &[SyncDaemon], requests: &[Request]) -> Vec<SyncDaemon> {
     }
     now
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(instance: Option<&str>) -> SyncPlan {
+        SyncPlan {
+            interface: "eth0".into(),
+            instance: instance.map(String::from),
+            sync_id: 51,
+            maxlen: None,
+            port: None,
+            ttl: None,
+            group: None,
+        }
+    }
+
+    fn states(ds: &[SyncDaemon]) -> Vec<DaemonState> {
+        ds.iter().map(|d| d.state).collect()
+    }
+
+    #[test]
+    fn master_daemon_only_while_master() {
+        let p = plan(Some("VI_1"));
+        assert_eq!(
+            states(&wanted(&p, Some(State::Master))),
+            [DaemonState::Master]
+        );
+        for s in [
+            None,
+            Some(State::Initialize),
+            Some(State::Backup),
+            Some(State::Fault),
+        ] {
+            assert_eq!(states(&wanted(&p, s)), [DaemonState::Backup], "{s:?}");
+        }
+        assert_eq!(
+            states(&wanted(&plan(None), Some(State::Backup))),
+            [DaemonState::Master, DaemonState::Backup]
+        );
+    }
+
+    #[test]
+    fn becoming_master_stops_the_backup_daemon_then_starts_the_master() {
+        let p = plan(Some("VI_1"));
+        let running = wanted(&p, Some(State::Backup));
+        let want = wanted(&p, Some(State::Master));
+        let reqs = requests(&want, &running);
+        assert_eq!(
+            reqs,
+            [
+                Request::DelDaemon(DaemonState::Backup),
+                Request::NewDaemon(want[0].clone())
+            ]
+        );
+        assert_eq!(after(&running, &reqs), want);
+        assert!(requests(&want, &after(&running, &reqs)).is_empty());
+    }
+
+    #[test]
+    fn kernel_defaults_in_a_dump_do_not_restart_a_daemon() {
+        let p = plan(Some("VI_1"));
+        let want = wanted(&p, Some(State::Backup));
+        let mut dumped = want[0].clone();
+        dumped.sync_maxlen = Some(1472);
+        dumped.mcast_group = Some("224.0.0.81".parse().expect("addr"));
+        dumped.mcast_port = Some(8848);
+        dumped.mcast_ttl = Some(1);
+        assert!(requests(&want, &[dumped.clone()]).is_empty());
+        // A changed sync id or interface does.
+        let mut other = dumped;
+        other.sync_id = 7;
+        assert_eq!(
+            requests(&want, &[other]),
+            [
+                Request::DelDaemon(DaemonState::Backup),
+                Request::NewDaemon(want[0].clone())
+            ]
+        );
+    }
+
+    #[test]
+    fn nothing_wanted_stops_everything() {
+        let running = wanted(&plan(None), None);
+        assert_eq!(
+            requests(&[], &running),
+            [
+                Request::DelDaemon(DaemonState::Master),
+                Request::DelDaemon(DaemonState::Backup)
+            ]
+        );
+    }
+}
