@@ -41,7 +41,8 @@
         image = self.nixosConfigurations.${applianceName system}.config.system.build.images.${imageVariant system};
       });
 
-      nixosModules.default = ./nix/module.nix;
+      # An attribute set (not the bare path) so that Nix 2.8's `flake check` accepts it; errors still name the file.
+      nixosModules.default = { imports = [ ./nix/module.nix ]; };
 
       nixosConfigurations = {
         appliance = mkAppliance "x86_64-linux";

@@ -1,0 +1,69 @@
+# Reload without flap: a configuration change deployed with switch-to-configuration reloads keeper (SIGHUP, same
+# process), the new virtual service appears in IPVS, the director keeps the VIP throughout and clients see no error.
+# Then a change to the environment file (a secret rotation) restarts keeper, and the director takes the VIP back.
+# NixOS-only (it exercises the module's reload and restart triggers); reads `lab` from the vm-tests/nixos.nix preamble.
+import time
+
+vip = lab["vip"]
+iface = lab["iface"]
+unit = lab["unit"]
+
+
+def main_pid():
+    return director.succeed(f"systemctl show -p MainPID --value {unit}").strip()
+
+
+def holds_vip(node):
+    return node.execute(f"ip -o -4 addr show dev {iface} | grep -qw {vip}")[0] == 0
+
+
+start_all()
+for node in (director, backup):
+    node.wait_for_unit(f"{unit}.service")
+for rs in (rs1, rs2):
+    rs.wait_for_unit("httpd.service")
+director.wait_until_succeeds(f"ip -o -4 addr show dev {iface} | grep -qw {vip}", timeout=60)
+client.wait_until_succeeds(f"curl -sf -m 2 http://{vip}/", timeout=60)
+
+# Watch for a flap while switching: the backup's address changes, and the client's requests (one per 0.1 s, bounded).
+backup.succeed(f"(timeout 40 ip -o monitor address dev {iface} > /tmp/addr-monitor.log 2>&1 &)")
+client.succeed(
+    f"(for i in $(seq 1 150); do curl -s -m 1 -o /dev/null -w '%{{http_code}}\\n' http://{vip}/; sleep 0.1; done"
+    " > /tmp/probe.log 2>&1 &)"
+)
+pid_before = main_pid()
+t0 = time.monotonic()
+out = director.succeed(
+    "/run/booted-system/specialisation/reload-probe/bin/switch-to-configuration test 2>&1"
+)
+print(out)
+assert f"reloading the following units: {unit}.service" in out, "keeper was not reloaded"
+assert f"restarting the following units: {unit}.service" not in out, "keeper was restarted"
+director.wait_until_succeeds(f"ipvsadm -Ln -t {vip}:8080", timeout=30)
+print(f"reload applied in {time.monotonic() - t0:.2f} s")
+assert main_pid() == pid_before, "keeperd's process changed on reload"
+director.succeed(f"systemctl is-active {unit}")
+assert holds_vip(director) and not holds_vip(backup)
+
+# Let the probe loop finish (150 requests at >= 0.1 s each), then read it.
+client.wait_until_succeeds("test $(wc -l < /tmp/probe.log) -ge 150", timeout=180)
+codes = client.succeed("cat /tmp/probe.log").split()
+bad = [c for c in codes if c != "200"]
+print(f"client: {len(codes)} requests during the reload, {len(bad)} failed")
+assert not bad, f"client saw errors during the reload: {bad}"
+assert vip not in backup.succeed("cat /tmp/addr-monitor.log"), "the backup took the VIP during the reload"
+
+# Back to the base configuration: reloaded again, the probe service is gone.
+out = director.succeed("/run/booted-system/bin/switch-to-configuration test 2>&1")
+assert f"reloading the following units: {unit}.service" in out, out
+director.wait_until_fails(f"ipvsadm -Ln -t {vip}:8080", timeout=30)
+assert main_pid() == pid_before
+
+# A changed environment file restarts keeper (it reads KEEPER_* at start only); the director preempts back.
+director.succeed(f"echo '# rotated' >> {lab['env_file']}")
+director.wait_until_succeeds(
+    f"test \"$(systemctl show -p MainPID --value {unit})\" != {pid_before} && systemctl is-active {unit}",
+    timeout=60,
+)
+director.wait_until_succeeds(f"ip -o -4 addr show dev {iface} | grep -qw {vip}", timeout=60)
+client.wait_until_succeeds(f"curl -sf -m 2 http://{vip}/", timeout=60)
