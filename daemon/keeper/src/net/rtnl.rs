@@ -1,0 +1,272 @@
+//! rtnetlink: interface facts (index, MAC, up/down, addresses), link events, and the virtual
+//! addresses themselves, added when an instance becomes MASTER and removed when it leaves, with
+//! keepalived's `dev` / `label` / `scope` / `brd` options. IPv6 VIPs are added with
+//! `IFA_F_NODAD` so they are usable at once (no duplicate-address detection after a takeover).
+
+use std::net::IpAddr;
+
+use futures_util::{StreamExt, TryStreamExt};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage, AddressScope};
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use tokio::sync::mpsc;
+
+use crate::config::syntax::VipSpec;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RtnlError {
+    #[error("cannot open a netlink socket: {0}")]
+    Socket(#[from] std::io::Error),
+    #[error("no interface named {0:?}")]
+    NoInterface(String),
+    #[error("{op} {addr} on interface index {ifindex}: {source}")]
+    Netlink {
+        op: &'static str,
+        addr: IpAddr,
+        ifindex: u32,
+        #[source]
+        source: rtnetlink::Error,
+    },
+    #[error("interface lookup {name:?}: {source}")]
+    Lookup {
+        name: String,
+        #[source]
+        source: rtnetlink::Error,
+    },
+}
+
+/// What the drivers need to know about an interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkFacts {
+    pub index: u32,
+    pub name: String,
+    pub mac: Option<[u8; 6]>,
+    /// Administratively up and with carrier.
+    pub up: bool,
+}
+
+fn link_facts(msg: &LinkMessage) -> LinkFacts {
+    let mut facts = LinkFacts {
+        index: msg.header.index,
+        name: String::new(),
+        mac: None,
+        up: msg.header.flags.contains(LinkFlags::Up)
+            && msg.header.flags.contains(LinkFlags::Running),
+    };
+    for attr in &msg.attributes {
+        match attr {
+            LinkAttribute::IfName(n) => facts.name = n.clone(),
+            LinkAttribute::Address(a) if a.len() == 6 => {
+                let mut mac = [0u8; 6];
+                mac.copy_from_slice(a);
+                facts.mac = Some(mac);
+            }
+            _ => {}
+        }
+    }
+    facts
+}
+
+/// One configured address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IfAddr {
+    pub addr: IpAddr,
+    pub prefix_len: u8,
+    pub label: Option<String>,
+}
+
+/// A handle to one rtnetlink connection. Cheap to clone.
+#[derive(Clone)]
+pub struct Rtnl {
+    handle: rtnetlink::Handle,
+}
+
+fn errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => m.code.map(|c| -c.get()),
+        _ => None,
+    }
+}
+
+impl Rtnl {
+    /// Opens the netlink connection; its task runs on the current tokio runtime.
+    pub fn open() -> Result<Rtnl, RtnlError> {
+        let (conn, handle, _) = rtnetlink::new_connection()?;
+        tokio::spawn(conn);
+        Ok(Rtnl { handle })
+    }
+
+    /// Facts about interface `name`.
+    pub async fn link(&self, name: &str) -> Result<LinkFacts, RtnlError> {
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
+        match links.try_next().await {
+            Ok(Some(link)) => Ok(link_facts(&link)),
+            Ok(None) => Err(RtnlError::NoInterface(name.to_string())),
+            Err(e) if errno(&e) == Some(libc::ENODEV) => {
+                Err(RtnlError::NoInterface(name.to_string()))
+            }
+            Err(e) => Err(RtnlError::Lookup {
+                name: name.to_string(),
+                source: e,
+            }),
+        }
+    }
+
+    fn message(ifindex: u32, vip: &VipSpec) -> AddressMessage {
+        let mut req = AddressMessage::default();
+        req.header.index = ifindex;
+        req.header.prefix_len = vip.prefix_len;
+        req.header.family = match vip.addr {
+            IpAddr::V4(_) => netlink_packet_route::AddressFamily::Inet,
+            IpAddr::V6(_) => netlink_packet_route::AddressFamily::Inet6,
+        };
+        req.header.scope = AddressScope::from(vip.scope.map_or(0, |s| s.value()));
+        req.attributes.push(AddressAttribute::Local(vip.addr));
+        req.attributes.push(AddressAttribute::Address(vip.addr));
+        if let IpAddr::V4(a) = vip.addr {
+            let brd = match vip.brd {
+                Some(IpAddr::V4(b)) => Some(b),
+                _ if vip.prefix_len < 31 => {
+                    Some((u32::from(a) | (u32::MAX >> vip.prefix_len)).into())
+                }
+                _ => None,
+            };
+            if let Some(b) = brd {
+                req.attributes.push(AddressAttribute::Broadcast(b));
+            }
+            if let Some(label) = &vip.label {
+                req.attributes.push(AddressAttribute::Label(label.clone()));
+            }
+        }
+        let mut flags = AddressFlags::empty();
+        if vip.addr.is_ipv6() {
+            flags |= AddressFlags::Nodad;
+        }
+        if vip.no_prefix_route {
+            flags |= AddressFlags::Noprefixroute;
+        }
+        if !flags.is_empty() {
+            req.attributes.push(AddressAttribute::Flags(flags));
+        }
+        req
+    }
+
+    /// Adds `vip` to `ifindex`; an address already there is success.
+    pub async fn add(&self, ifindex: u32, vip: &VipSpec) -> Result<(), RtnlError> {
+        let mut req = self.handle.address().add(ifindex, vip.addr, vip.prefix_len);
+        *req.message_mut() = Self::message(ifindex, vip);
+        match req.execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(()),
+            Err(e) => Err(RtnlError::Netlink {
+                op: "adding",
+                addr: vip.addr,
+                ifindex,
+                source: e,
+            }),
+        }
+    }
+
+    /// Removes `vip` from `ifindex`; an address already gone is success.
+    pub async fn remove(&self, ifindex: u32, vip: &VipSpec) -> Result<(), RtnlError> {
+        let req = self.handle.address().del(Self::message(ifindex, vip));
+        match req.execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if matches!(errno(&e), Some(libc::EADDRNOTAVAIL) | Some(libc::ENODEV)) => Ok(()),
+            Err(e) => Err(RtnlError::Netlink {
+                op: "removing",
+                addr: vip.addr,
+                ifindex,
+                source: e,
+            }),
+        }
+    }
+
+    /// The addresses configured on `ifindex`.
+    pub async fn addresses(&self, ifindex: u32) -> Result<Vec<IfAddr>, RtnlError> {
+        let mut stream = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(ifindex)
+            .execute();
+        let mut out = Vec::new();
+        loop {
+            match stream.try_next().await {
+                Ok(Some(msg)) => {
+                    let mut addr = None;
+                    let mut label = None;
+                    for a in &msg.attributes {
+                        match a {
+                            // IFA_LOCAL is the address itself; IFA_ADDRESS is the peer on p2p links.
+                            AddressAttribute::Local(ip) => addr = Some(ip),
+                            AddressAttribute::Address(ip) if addr.is_none() => addr = Some(ip),
+                            AddressAttribute::Label(l) => label = Some(l.clone()),
+                            _ => {}
+                        }
+                    }
+                    if let Some(addr) = addr {
+                        out.push(IfAddr {
+                            addr: *addr,
+                            prefix_len: msg.header.prefix_len,
+                            label,
+                        });
+                    }
+                }
+                Ok(None) => return Ok(out),
+                Err(e) => {
+                    return Err(RtnlError::Lookup {
+                        name: format!("addresses of interface {ifindex}"),
+                        source: e,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Whether `addr` is configured on `ifindex`.
+    pub async fn present(&self, ifindex: u32, addr: IpAddr) -> Result<bool, RtnlError> {
+        let mut stream = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(ifindex)
+            .set_address_filter(addr)
+            .execute();
+        match stream.try_next().await {
+            Ok(found) => Ok(found.is_some()),
+            Err(e) => Err(RtnlError::Netlink {
+                op: "listing",
+                addr,
+                ifindex,
+                source: e,
+            }),
+        }
+    }
+}
+
+/// Link up/down events: `(ifindex, facts)` for every change the kernel reports. The returned
+/// receiver ends if the netlink socket fails.
+pub fn link_events() -> Result<mpsc::UnboundedReceiver<LinkFacts>, RtnlError> {
+    let (conn, _handle, mut messages) =
+        rtnetlink::new_multicast_connection(&[rtnetlink::MulticastGroup::Link])?;
+    tokio::spawn(conn);
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some((msg, _)) = messages.next().await {
+            if let netlink_packet_core::NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(
+                link,
+            )) = msg.payload
+                && tx.send(link_facts(&link)).is_err()
+            {
+                return;
+            }
+        }
+    });
+    Ok(rx)
+}

@@ -1,0 +1,87 @@
+//! The daemon's event loop: signals, reloads, and the drivers (VRRP now; IPVS and checkers as
+//! they land).
+
+use std::path::PathBuf;
+
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::config::{self, Loaded};
+use crate::vrrp::driver::{Driver, DriverError};
+use crate::vrrp::plan;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot start the event loop: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Vrrp(#[from] DriverError),
+}
+
+/// Runs until SIGTERM or SIGINT.
+pub fn run(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(event_loop(loaded, config_path))
+}
+
+async fn event_loop(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeError> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let (plans, _) = plan::plan(&loaded.config);
+    let mut driver = Driver::start(plans).await?;
+    let mut running = loaded;
+    tracing::info!(
+        instances = running.config.vrrp_instance.len(),
+        virtual_servers = running.config.virtual_server.len(),
+        "keeperd started"
+    );
+    loop {
+        let input = tokio::select! {
+            input = driver.next_input() => input,
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                reload(&config_path, &mut running);
+                continue;
+            }
+        };
+        driver.process(input).await;
+    }
+    tracing::info!("keeperd stopping: releasing virtual addresses");
+    driver.shutdown().await;
+    Ok(())
+}
+
+/// Parses and validates first; an invalid configuration keeps the running one. Applying
+/// differences without disturbing running instances is not implemented yet: a changed VRRP
+/// configuration is logged and needs a restart.
+fn reload(config_path: &std::path::Path, running: &mut Loaded) {
+    match config::load(config_path, std::env::vars()) {
+        Ok(new) => {
+            for w in &new.warnings {
+                tracing::warn!("{w}");
+            }
+            if new.config.vrrp_instance != running.config.vrrp_instance
+                || new.config.global != running.config.global
+            {
+                tracing::warn!(
+                    "reload: VRRP changes are not applied by reload yet (accepted, not implemented); restart keeperd to apply them"
+                );
+            } else {
+                tracing::info!("configuration reloaded; nothing to change");
+            }
+            *running = new;
+        }
+        Err(errors) => {
+            for e in &errors {
+                tracing::error!("{e}");
+            }
+            tracing::error!(
+                "reload refused ({} errors); the running configuration stays",
+                errors.len()
+            );
+        }
+    }
+}
