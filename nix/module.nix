@@ -30,7 +30,7 @@ let
   global = effectiveSettings.global or { };
   scriptUser =
     let v = global.script_user or null; in
-    if v == null then null else lib.head (lib.splitString " " v);
+    if v == null then null else lib.head (lib.splitString ":" v);
   scriptLauncher = scriptUser != null && scriptUser != cfg.user;
   schedulers = lib.unique (lib.mapAttrsToList (_: vs: vs.lb_algo or "wlc") (effectiveSettings.virtual_server or { }));
   hasNat = lib.any (vs: (vs.lb_kind or "NAT") == "NAT") (lib.attrValues (effectiveSettings.virtual_server or { }));
@@ -41,6 +41,19 @@ let
     == "nftables";
 
   envFilePath = lib.removePrefix "-" cfg.environmentFile;
+  # keeperd reads the environment at start only, so a changed environment file restarts it. "Changed" is by content:
+  # secret managers rewrite their files on every activation, and an unchanged secret must not cause a failover.
+  envHashFile = "${socketDir}/environment.sha256";
+  envDigest = pkgs.writeShellScript "keeper-environment-digest" ''
+    if [ -e ${lib.escapeShellArg envFilePath} ]; then
+      ${pkgs.coreutils}/bin/sha256sum < ${lib.escapeShellArg envFilePath}
+    else
+      echo absent
+    fi
+  '';
+  recordEnvironment = pkgs.writeShellScript "keeper-record-environment" ''
+    ${envDigest} > ${envHashFile}
+  '';
 
   # Option types for the common keys. Everything else keeperd understands can still be set (freeform).
   unset = t: mkOption { type = types.nullOr t; default = null; };
@@ -91,7 +104,7 @@ let
       port = unset types.port;
       protocol = unset (types.enum [ "TCP" "UDP" "SCTP" ]);
       lb_algo = unsetWith
-        (types.enum [ "rr" "wrr" "lc" "wlc" "lblc" "lblcr" "dh" "sh" "sed" "nq" "fo" "ovf" "mh" "twos" ])
+        (types.enum [ "rr" "wrr" "lc" "wlc" "lblc" "lblcr" "dh" "sh" "sed" "nq" "mh" "fo" "ovf" ])
         "IPVS scheduler; its kernel module is loaded at boot.";
       lb_kind = unset (types.enum [ "NAT" "DR" "TUN" ]);
       delay_loop = unset duration;
@@ -121,8 +134,7 @@ let
             router_id = unset types.str;
             vrrp_version = unsetWith (types.enum [ 2 3 ]) "Default VRRP version of every instance.";
             script_user = unsetWith types.str
-              "User (optionally \"USER GROUP\") that runs scripts. Another user than `services.keeper.user` gives the unit CAP_SETUID, CAP_SETGID and CAP_KILL for keeperd's script launcher.";
-            enable_script_security = unset types.bool;
+              "User (optionally \"USER:GROUP\") that runs scripts. Another user than `services.keeper.user` gives the unit CAP_SETUID, CAP_SETGID and CAP_KILL for keeperd's script launcher.";
             vrrp_rt_priority = unsetWith (types.ints.between 1 99) "SCHED_RR priority; the unit sets CPUSchedulingPolicy=rr.";
             vrrp_no_swap = unsetWith types.bool "Lock keeperd in memory; the unit sets LimitMEMLOCK=infinity.";
           };
@@ -323,6 +335,7 @@ in
           keeperd = lib.getExe' cfg.package "keeperd";
           kill = "${pkgs.coreutils}/bin/kill";
           inherit configPath scriptLauncher;
+          recordEnvironment = if cfg.environmentFile == null then null else recordEnvironment;
           inherit (cfg) user group environmentFile watchdogSec extraArgs;
           rtPriority = global.vrrp_rt_priority or null;
           noSwap = global.vrrp_no_swap or false;
@@ -336,16 +349,19 @@ in
         pathConfig.PathChanged = envFilePath;
       };
       systemd.services.keeper-environment = mkIf (cfg.environmentFile != null) {
-        description = "Restart keeper after its environment file changed";
+        description = "Restart keeper if its environment file changed";
         serviceConfig.Type = "oneshot";
-        script = "${config.systemd.package}/bin/systemctl try-restart keeper.service";
+        script = ''
+          if [ "$(${envDigest})" != "$(cat ${envHashFile} 2>/dev/null)" ]; then
+            ${config.systemd.package}/bin/systemctl try-restart keeper.service
+          fi
+        '';
       };
 
-      networking.firewall = mkIf cfg.openFirewall (
-        if useNftables
-        then { extraInputRules = firewall.nftables; }
-        else { extraCommands = firewall.iptables; }
-      );
+      # Both attributes are always defined (under conditions), so that reading the firewall's backend cannot
+      # recurse into this definition.
+      networking.firewall.extraInputRules = mkIf (cfg.openFirewall && useNftables) firewall.nftables;
+      networking.firewall.extraCommands = mkIf (cfg.openFirewall && !useNftables) firewall.iptables;
     })
 
     (mkIf (cfg.realServer.vips != [ ]) {

@@ -7,6 +7,8 @@
 , user
 , group
 , environmentFile ? null
+  # Run with full privileges before the check: records what the environment file held (see nix/module.nix).
+, recordEnvironment ? null
   # A script user other than the daemon's: keeperd forks a launcher that needs these before dropping them.
 , scriptLauncher ? false
   # keepalived's vrrp_rt_priority: SCHED_RR priority set by systemd, since the unprivileged daemon cannot.
@@ -28,7 +30,8 @@ in
   NotifyAccess = "main";
   # The same check an operator runs by hand, with the unit's environment (KEEPER_* secrets) and capabilities:
   # a bad configuration fails here with keeperd's message instead of half-starting.
-  ExecStartPre = "${keeperd} --check ${args}";
+  ExecStartPre = (if recordEnvironment == null then [ ] else [ "+${recordEnvironment}" ])
+  ++ [ "${keeperd} --check ${args}" ];
   ExecStart = "${keeperd} ${args}";
   # keeperd re-reads its files on SIGHUP and keeps the running configuration if the new one is invalid.
   ExecReload = "${kill} -HUP $MAINPID";

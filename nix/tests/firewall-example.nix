@@ -2,7 +2,7 @@
 # custom sync daemon port and group, TCP, UDP and IPv6 virtual services. scripts/layers/nix.sh loads the result into
 # real nftables and iptables inside a private network namespace.
 let
-  lab = import ../examples/lab-director.nix { priority = 150; state = "MASTER"; };
+  lab = import ../examples/director.nix { priority = 150; state = "MASTER"; };
 in
 import ../lib/firewall.nix {
   settings = lab // {

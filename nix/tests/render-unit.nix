@@ -15,6 +15,7 @@ let
     user = "keeper";
     group = "keeper";
     environmentFile = "-/etc/keeper/keeper.env";
+    recordEnvironment = "/bin/true";
   };
   value = v: if isBool v then (if v then "true" else "false") else toString v;
   lines = name:

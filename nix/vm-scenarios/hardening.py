@@ -54,8 +54,8 @@ sock = lab["control_socket"]
 mode, owner, group = director.succeed(f"stat -c '%a %U %G' {sock}").split()
 assert (mode, owner, group) == ("660", "keeper", "keeper"), (mode, owner, group)
 keeperctl = "/run/current-system/sw/bin/keeperctl"
-director.succeed(f"su operator -s /bin/sh -c '{keeperctl} --socket {sock} status'")
-director.fail(f"su nobody -s /bin/sh -c '{keeperctl} --socket {sock} status'")
+director.succeed(f"runuser -u operator -- {keeperctl} --socket {sock} status")
+director.fail(f"runuser -u nobody -- {keeperctl} --socket {sock} status")
 
 # The exposure score, printed with its table, and bounded.
 report = director.succeed(f"systemd-analyze security --no-pager {unit}.service")

@@ -1,6 +1,6 @@
 # Reload without flap: a configuration change deployed with switch-to-configuration reloads keeper (SIGHUP, same
 # process), the new virtual service appears in IPVS, the director keeps the VIP throughout and clients see no error.
-# Then a change to the environment file (a secret rotation) restarts keeper, and the director takes the VIP back.
+# Then the environment file: rewritten unchanged, nothing happens; changed, keeper restarts and takes the VIP back.
 # NixOS-only (it exercises the module's reload and restart triggers); reads `lab` from the vm-tests/nixos.nix preamble.
 import time
 
@@ -11,6 +11,14 @@ unit = lab["unit"]
 
 def main_pid():
     return director.succeed(f"systemctl show -p MainPID --value {unit}").strip()
+
+
+def units_in(output, action):
+    """The units switch-to-configuration lists after "<action> the following units:"."""
+    for line in output.splitlines():
+        if line.startswith(f"{action} the following units:"):
+            return [u.strip() for u in line.split(":", 1)[1].split(",")]
+    return []
 
 
 def holds_vip(node):
@@ -37,8 +45,9 @@ out = director.succeed(
     "/run/booted-system/specialisation/reload-probe/bin/switch-to-configuration test 2>&1"
 )
 print(out)
-assert f"reloading the following units: {unit}.service" in out, "keeper was not reloaded"
-assert f"restarting the following units: {unit}.service" not in out, "keeper was restarted"
+assert f"{unit}.service" in units_in(out, "reloading"), "keeper was not reloaded"
+for action in ("stopping", "starting", "restarting"):
+    assert f"{unit}.service" not in units_in(out, action), f"keeper was {action.replace('ing', 'ed')}"
 director.wait_until_succeeds(f"ipvsadm -Ln -t {vip}:8080", timeout=30)
 print(f"reload applied in {time.monotonic() - t0:.2f} s")
 assert main_pid() == pid_before, "keeperd's process changed on reload"
@@ -55,12 +64,21 @@ assert vip not in backup.succeed("cat /tmp/addr-monitor.log"), "the backup took 
 
 # Back to the base configuration: reloaded again, the probe service is gone.
 out = director.succeed("/run/booted-system/bin/switch-to-configuration test 2>&1")
-assert f"reloading the following units: {unit}.service" in out, out
+assert f"{unit}.service" in units_in(out, "reloading"), out
 director.wait_until_fails(f"ipvsadm -Ln -t {vip}:8080", timeout=30)
 assert main_pid() == pid_before
 
-# A changed environment file restarts keeper (it reads KEEPER_* at start only); the director preempts back.
-director.succeed(f"echo '# rotated' >> {lab['env_file']}")
+# The environment file: rewritten with the same content (as secret managers do on every activation), keeper keeps
+# running; changed (a secret rotation), keeper restarts (it reads KEEPER_* at start only) and the director preempts.
+env_file = lab["env_file"]
+WATCHER_RUN = "systemctl show -p ExecMainExitTimestampMonotonic --value keeper-environment.service"
+before = director.succeed(WATCHER_RUN).strip()
+director.succeed(f"cp {env_file} /tmp/env.copy && cat /tmp/env.copy > {env_file}")
+# The path unit ran the watcher and the watcher has finished (its exit time moved).
+director.wait_until_succeeds(f"test \"$({WATCHER_RUN})\" != '{before}'", timeout=30)
+assert main_pid() == pid_before, "an unchanged environment file restarted keeper"
+
+director.succeed(f"echo '# rotated' >> {env_file}")
 director.wait_until_succeeds(
     f"test \"$(systemctl show -p MainPID --value {unit})\" != {pid_before} && systemctl is-active {unit}",
     timeout=60,

@@ -17,8 +17,15 @@
       need = cond: msg: if cond then true else throw "nixpkgs-stub: ${msg}";
 
       lib = rec {
-        inherit (builtins) attrNames filter listToAttrs mapAttrs;
+        inherit (builtins) attrNames filter head length listToAttrs mapAttrs;
         optionals = cond: xs: if cond then xs else [ ];
+        optionalAttrs = cond: set: if cond then set else { };
+        optionalString = cond: s: if cond then s else "";
+        filterAttrs = pred: set: listToAttrs (map (n: { name = n; value = set.${n}; })
+          (builtins.filter (n: pred n set.${n}) (attrNames set)));
+        mapAttrsToList = f: set: map (n: f n set.${n}) (attrNames set);
+        concatMapStrings = f: xs: builtins.concatStringsSep "" (map f xs);
+        escapeShellArg = s: "'${builtins.replaceStrings [ "'" ] [ "'\\''" ] (toString s)}'";
         removeSuffix = suffix: s:
           let n = builtins.stringLength s; k = builtins.stringLength suffix; in
           if k <= n && builtins.substring (n - k) k s == suffix then builtins.substring 0 (n - k) s else s;
