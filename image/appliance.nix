@@ -88,6 +88,8 @@ in
   };
 
   # --- network and firewall ---------------------------------------------------------------------------------------
+  # eth0, eth1, … in bus order: the names a site's keeper.toml and network files use, the same on any machine.
+  networking.usePredictableInterfaceNames = false;
   networking.useNetworkd = true;
   networking.useDHCP = false;
   systemd.network.networks."99-dhcp-fallback" = {
