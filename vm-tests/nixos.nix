@@ -74,6 +74,25 @@ let
     let rs = firstOf firstService.real_server; in
       rs.http_get or rs.tcp_check or { };
 
+  # What the reload scenario changes: the weight of the first real server of the HTTP service (the one the
+  # scenario's client requests go to), else of the first virtual service.
+  probe =
+    let
+      services = (settingsOf "director").virtual_server;
+      http = lib.filter (n: (services.${n}.port or null) == 80) (lib.attrNames services);
+      service = lib.head (http ++ lib.attrNames services);
+      vs = services.${service};
+      realServer = lib.head (lib.attrNames vs.real_server);
+      rs = vs.real_server.${realServer};
+    in
+    {
+      inherit service realServer;
+      address = "${vs.ip}:${toString vs.port}";
+      rsAddress = "${rs.ip}:${toString (rs.port or vs.port)}";
+      weightBefore = rs.weight or 1;
+      weight = (rs.weight or 1) + 2;
+    };
+
   # --- the facts a scenario reads (the portable driver's keys, plus a few NixOS-only ones) -------------------
   labFacts = {
     impl = "keeperd";
@@ -103,6 +122,12 @@ let
     real_servers = [ "rs1" "rs2" ];
     control_socket = "/run/keeper/keeper.sock";
     env_file = envFile;
+    reload_probe = {
+      service = probe.address;
+      real_server = probe.rsAddress;
+      inherit (probe) weight;
+      weight_before = probe.weightBefore;
+    };
   };
 
   sharedDir = ./scenarios;
@@ -161,20 +186,11 @@ let
       isNormalUser = true;
       extraGroups = [ "keeper" ];
     };
-    # The reload scenario switches to this and back: one more virtual service, applied by SIGHUP.
+    # The reload scenario switches to this and back: one real server's weight changes, applied by SIGHUP. (Not a
+    # new service: its firewall rule would reload the firewall, whose iptables reload drops all input meanwhile.)
     specialisation.reload-probe.configuration = {
-      services.keeper.settings.virtual_server.reload-probe = {
-        ip = vip;
-        port = 8080;
-        protocol = "TCP";
-        lb_algo = "rr";
-        lb_kind = "DR";
-        real_server.rs1 = {
-          ip = ip4 "rs1";
-          port = 8080;
-          weight = 1;
-        };
-      };
+      services.keeper.settings.virtual_server.${probe.service}.real_server.${probe.realServer}.weight =
+        lib.mkForce probe.weight;
     };
   };
 

@@ -63,11 +63,11 @@ in
   # Beyond issue 11's list; none of these takes anything keeperd uses (no devices, no module loading: the module
   # loads ip_vs at boot; no clock, hostname, kernel log, cgroup or namespace changes; no setuid files).
   # Not set, on purpose: ProtectKernelTunables (keeperd may set per-interface sysctls), ProcSubset=pid (it reads
-  # /proc/net), PrivateNetwork/IPAddressDeny (it is a network daemon), PrivateUsers (capabilities held in a user
-  # namespace do not count in the host's network namespace).
+  # /proc/net), ProtectProc=invisible (track_process watches other users' processes), PrivateNetwork/IPAddressDeny
+  # (it is a network daemon), PrivateUsers (capabilities held in a user namespace do not count in the host's
+  # network namespace).
   PrivateDevices = true;
   PrivateMounts = true;
-  ProtectProc = "invisible";
   ProtectClock = true;
   ProtectControlGroups = true;
   ProtectHostname = true;

@@ -1,5 +1,6 @@
-# Reload without flap: a configuration change deployed with switch-to-configuration reloads keeper (SIGHUP, same
-# process), the new virtual service appears in IPVS, the director keeps the VIP throughout and clients see no error.
+# Reload without flap: a configuration change deployed with switch-to-configuration (a real server's weight) reloads
+# keeper (SIGHUP, same process), IPVS shows the new weight, the director keeps the VIP throughout and clients see no
+# error.
 # Then the environment file: rewritten unchanged, nothing happens; changed, keeper restarts and takes the VIP back.
 # NixOS-only (it exercises the module's reload and restart triggers); reads `lab` from the vm-tests/nixos.nix preamble.
 import time
@@ -7,6 +8,7 @@ import time
 vip = lab["vip"]
 iface = lab["iface"]
 unit = lab["unit"]
+probe = lab["reload_probe"]
 
 
 def main_pid():
@@ -19,6 +21,11 @@ def units_in(output, action):
         if line.startswith(f"{action} the following units:"):
             return [u.strip() for u in line.split(":", 1)[1].split(",")]
     return []
+
+
+def weight_is(weight):
+    rs = probe["real_server"].replace(".", r"\.")
+    return f"ipvsadm -Ln -t {probe['service']} | grep -Eq '{rs}\\s+\\w+\\s+{weight}\\s'"
 
 
 def holds_vip(node):
@@ -48,7 +55,7 @@ print(out)
 assert f"{unit}.service" in units_in(out, "reloading"), "keeper was not reloaded"
 for action in ("stopping", "starting", "restarting"):
     assert f"{unit}.service" not in units_in(out, action), f"keeper was {action.replace('ing', 'ed')}"
-director.wait_until_succeeds(f"ipvsadm -Ln -t {vip}:8080", timeout=30)
+director.wait_until_succeeds(weight_is(probe["weight"]), timeout=30)
 print(f"reload applied in {time.monotonic() - t0:.2f} s")
 assert main_pid() == pid_before, "keeperd's process changed on reload"
 director.succeed(f"systemctl is-active {unit}")
@@ -62,10 +69,10 @@ print(f"client: {len(codes)} requests during the reload, {len(bad)} failed")
 assert not bad, f"client saw errors during the reload: {bad}"
 assert vip not in backup.succeed("cat /tmp/addr-monitor.log"), "the backup took the VIP during the reload"
 
-# Back to the base configuration: reloaded again, the probe service is gone.
+# Back to the base configuration: reloaded again, the weight is back.
 out = director.succeed("/run/booted-system/bin/switch-to-configuration test 2>&1")
 assert f"{unit}.service" in units_in(out, "reloading"), out
-director.wait_until_fails(f"ipvsadm -Ln -t {vip}:8080", timeout=30)
+director.wait_until_succeeds(weight_is(probe["weight_before"]), timeout=30)
 assert main_pid() == pid_before
 
 # The environment file: rewritten with the same content (as secret managers do on every activation), keeper keeps

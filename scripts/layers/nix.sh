@@ -144,7 +144,7 @@ EOF
   check "nix: firewall rules load into iptables (nixos-fw chain)" nix_firewall_ipt
 
   # --- the unit ----------------------------------------------------------------------------------------------------
-  # systemd-analyze security's scale is 0 (best) to 10; measured 2.2 (plain), 2.3 (real-time), 2.6 (script launcher).
+  # systemd-analyze security's scale is 0 (best) to 10; measured 2.4 (plain), 2.5 (real-time), 2.7 (script launcher).
   local exposure_limit=3.0
   nix_unit() {
     local variant=$1 args=$2 dir="$work/unit-$1"
