@@ -160,7 +160,7 @@ fn preempt_delay_defers_preemption() {
 
 #[test]
 fn vrrp_v3_ipv6_with_centisecond_adverts() {
-    let mut lab = Lab::new(&["a", "b"]);
+    let mut lab = Lab::new(&["a", "b", "c"]);
     let vip = lab.vip6();
     let inst = |p| {
         format!(
@@ -180,11 +180,19 @@ fn vrrp_v3_ipv6_with_centisecond_adverts() {
     wait_until("IPv6 VIP on a only", 2 * SECS, || {
         lab.holders(&vip) == ["a"]
     });
+    // The client resolves the VIP to a (the VIP was added without DAD: usable at once).
+    let ping = lab.exec("c", &["ping", "-6", "-c", "1", "-W", "2", &vip]);
+    assert!(ping.status.success(), "client reaches the IPv6 VIP");
+    assert_eq!(lab.neighbour_mac("c", &vip), Some(lab.mac_of("a")));
     lab.wait_ready(b);
     lab.signal(a, libc::SIGKILL);
     let took = master_within(&lab, b, "VI_6", 3 * SECS);
     eprintln!("v3 IPv6 0.1 s SIGKILL failover: {took:?}");
     assert!(lab.has_addr("b", &vip));
+    // b's unsolicited neighbour advertisement (Override set) moves the client's entry to b.
+    wait_until("client's neighbour entry follows b's NA", 3 * SECS, || {
+        lab.neighbour_mac("c", &vip) == Some(lab.mac_of("b"))
+    });
 }
 
 #[test]
@@ -475,4 +483,61 @@ fn interop_keepalived_v3_centisecond() {
         lab.holders(&vip) == ["a"]
     });
     let _ = k;
+}
+
+#[test]
+fn interop_frr_vrrpd_v3() {
+    let mut lab = Lab::new(&["a", "f"]);
+    let vip = lab.vip4();
+    let cfg = format!(
+        "[global]\nvrrp_version = 3\n{}",
+        instance(
+            "VI_1",
+            5,
+            100,
+            &format!("{vip}/24 dev eth0"),
+            "advert_int = 1"
+        )
+    );
+    // FRR (150) against keeperd (100): FRR is master, keeperd backup.
+    lab.start_frr_zebra("f", 5, &vip);
+    let v = lab.start_frr_vrrpd("f", 5, 150, &vip, 1000);
+    let a = lab.start_keeperd("a", &cfg);
+    wait_until("keeperd hears FRR", 15 * SECS, || {
+        lab.status(a)
+            .is_some_and(|s| s.instances[0].adverts_received >= 3)
+    });
+    assert_eq!(
+        lab.state(a, "VI_1").as_deref(),
+        Some("backup"),
+        "FRR log:\n{}",
+        lab.log(v)
+    );
+    assert!(!lab.has_addr("a", &vip));
+    // FRR's vrrpd dies: keeperd takes over.
+    lab.signal(v, libc::SIGKILL);
+    lab.wait_exit(v, 5 * SECS);
+    master_within(&lab, a, "VI_1", 10 * SECS);
+    // FRR returns at 50 (below keeperd): it hears keeperd and stays backup (macvlan protodown).
+    let heard = lab
+        .status(a)
+        .map(|s| s.instances[0].adverts_received)
+        .unwrap_or(0);
+    let started = std::time::Instant::now();
+    let v2 = lab.start_frr_vrrpd("f", 5, 50, &vip, 1000);
+    wait_until("FRR backup under keeperd (protodown)", 15 * SECS, || {
+        lab.frr_is_backup("f", 5)
+    });
+    // A backup that did not hear keeperd would take over after Master_Down (3 s + 0.8 s): observe
+    // past that point, then check FRR never advertised (keeperd heard nothing new) and is backup.
+    wait_until("FRR's Master_Down has passed", 10 * SECS, || {
+        started.elapsed() > 5 * SECS
+    });
+    assert!(lab.frr_is_backup("f", 5), "FRR log:\n{}", lab.log(v2));
+    assert_eq!(
+        lab.status(a).map(|s| s.instances[0].adverts_received),
+        Some(heard),
+        "FRR advertised"
+    );
+    assert_eq!(lab.state(a, "VI_1").as_deref(), Some("master"));
 }
