@@ -221,6 +221,11 @@ class Capture:
             stdout=self.f, stderr=subprocess.DEVNULL, start_new_session=True)
         time.sleep(0.5)
 
+    def saw_advert_from(self, mac):
+        self.f.flush()
+        with open(self.path) as f:
+            return any(f" {mac} > " in line and "VRRP" in line for line in f)
+
     def close(self):
         time.sleep(0.3)
         os.killpg(self.proc.pid, signal.SIGTERM)
@@ -266,6 +271,8 @@ def run_case(impl, version, adv, event, trials, prober, work, log, wire):
             raise RuntimeError("the client does not reach a")
         time.sleep(max(3 * adv, 0.3))  # a few steady adverts before the event
         cap = Capture(work) if wire and event == "sigkill" else None
+        if cap and not wait(lambda: cap.saw_advert_from(MACS["a"]), 3 * adv + 2):
+            raise RuntimeError("the capture saw no advert from the master")
         wall_before = time.time()
         t0 = time.monotonic()
         if event == "sigkill":
