@@ -195,6 +195,28 @@ class Daemon:
             self.proc.wait()
 
 
+def kill_daemons(node):
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        left = []
+        for pid in sh("ip", "netns", "pids", ns(node), check=False).stdout.split():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if "keepalived" in cmd or "keeperd" in cmd:
+                left.append(int(pid))
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        if not left:
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"daemons in {node} survive SIGKILL")
+
+
 def holds_vip(node):
     out = sh("ip", "-n", ns(node), "-4", "addr", "show", "dev", "eth0", check=False).stdout
     return f" {VIP}/" in out
@@ -303,6 +325,10 @@ def run_case(impl, version, adv, event, trials, prober, work, log, wire):
     for d in (a, b):
         d.signal(signal.SIGKILL)
         d.wait()
+    # keepalived's VRRP child can outlive its process group's SIGKILL (it is not always in the
+    # group): kill every daemon left in the directors' namespaces before the next case.
+    for node in ("a", "b"):
+        kill_daemons(node)
     # Leave no VIP behind for the next case.
     for n in ("a", "b"):
         sh("ip", "-n", ns(n), "addr", "del", f"{VIP}/24", "dev", "eth0", check=False)
