@@ -91,8 +91,11 @@ pub const IMPLEMENTED: &[&str] = &[
 ];
 
 fn matches(pattern: &str, path: &[String]) -> bool {
-    let segs: Vec<&str> = pattern.split('.').collect();
-    segs.len() == path.len() && segs.iter().zip(path).all(|(p, s)| *p == "*" || p == s)
+    // Without allocating: this runs for every written key against every pattern.
+    let mut segs = pattern.split('.');
+    path.iter()
+        .all(|s| segs.next().is_some_and(|p| p == "*" || p == s))
+        && segs.next().is_none()
 }
 
 /// Whether keeperd acts on `path`.

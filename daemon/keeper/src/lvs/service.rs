@@ -289,7 +289,7 @@ impl Actor {
     fn unavailable(&mut self, e: &IpvsError) {
         self.client = None;
         tracing::error!(
-            "{e}. The {} virtual servers are not programmed; VRRP keeps running. keeperd tries again on reload (SIGHUP).",
+            "{e}. Virtual servers not programmed: {}; VRRP keeps running. keeperd tries again on reload (SIGHUP).",
             self.plan.virtual_servers.len()
         );
     }
