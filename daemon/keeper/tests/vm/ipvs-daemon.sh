@@ -4,14 +4,17 @@
 # The host kernel has no IPVS; the VM has Debian's. About 1-2 minutes with QEMU TCG.
 #
 # usage: ipvs-daemon.sh [OUTDIR]      (OUTDIR keeps the VM's logs; default a temporary dir)
-# Environment: KEEPER_BIN=DIR uses keeperd/keeperctl from DIR instead of building them.
+# Environment: KEEPER_BIN=DIR uses keeperd/keeperctl from DIR instead of building them;
+# PROFILE=debug|release (default release) picks the build otherwise.
 # Needs: qemu-system-x86, busybox-static, cpio, ipvsadm, iproute2, binutils (strip).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../../../.." && pwd)
 if [ -z "${KEEPER_BIN:-}" ]; then
-  (cd "$top" && cargo build -q --release -p keeper --bins)
-  KEEPER_BIN=$(cd "$top" && cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/release
+  # PROFILE=debug shares the build of `cargo test` (scripts/layers/ipvs-vm.sh uses it).
+  profile=${PROFILE:-release}
+  (cd "$top" && cargo build -q --profile "${profile/debug/dev}" -p keeper --bins)
+  KEEPER_BIN=$(cd "$top" && cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/$profile
 fi
 bins=$(mktemp -d /tmp/keeper-ipvs-bin-XXXXXX)
 out=${1:-}
