@@ -53,7 +53,10 @@ fn without_ipvs_vrrp_runs_and_the_error_says_modprobe_ip_vs() {
         lab.holders(&vip) == ["director"]
     });
     let log = lab.log(id);
-    let errors: Vec<&str> = log.lines().filter(|l| l.contains("IPVS not available")).collect();
+    let errors: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("IPVS not available"))
+        .collect();
     assert_eq!(errors.len(), 1, "one clear error:\n{log}");
     assert!(
         errors[0].contains("modprobe ip_vs") && errors[0].contains("VRRP keeps running"),
@@ -74,12 +77,20 @@ fn without_ipvs_vrrp_runs_and_the_error_says_modprobe_ip_vs() {
     let transitions = lab.status(id).expect("status").instances[0].transitions;
     lab.signal(id, libc::SIGHUP);
     wait_until("the reload retried IPVS", Duration::from_secs(10), || {
-        lab.log(id).lines().filter(|l| l.contains("IPVS not available")).count() == 2
+        lab.log(id)
+            .lines()
+            .filter(|l| l.contains("IPVS not available"))
+            .count()
+            == 2
     });
     let s = lab.status(id).expect("status");
     assert_eq!(s.instances[0].state, "master");
     assert_eq!(s.instances[0].transitions, transitions);
 
     lab.signal(id, libc::SIGTERM);
-    assert!(lab.wait_exit(id, Duration::from_secs(10)).success(), "{}", lab.log(id));
+    assert!(
+        lab.wait_exit(id, Duration::from_secs(10)).success(),
+        "{}",
+        lab.log(id)
+    );
 }

@@ -40,7 +40,8 @@ cp /bin/busybox "$root/bin/busybox"
 add_bin() {
   local src=$1 dst=$2
   cp "$src" "$root/$dst"
-  ldd "$src" 2>/dev/null | grep -oE '/[^ ]+' | while read -r lib; do
+  # Data files (configurations) have no libraries: ldd and grep fail, which is fine.
+  { ldd "$src" 2>/dev/null || true; } | { grep -oE '/[^ ]+' || true; } | while read -r lib; do
     if [ -f "$lib" ]; then mkdir -p "$root$(dirname "$lib")"; cp -L "$lib" "$root$lib"; fi
   done
 }
