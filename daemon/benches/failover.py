@@ -128,6 +128,10 @@ class Prober:
                         self.replies.append((t, data[8:].decode(errors="replace")))
             except BlockingIOError:
                 pass
+            except OSError:
+                # An ICMP error (e.g. host unreachable while nobody holds the VIP) must not
+                # end the prober: it is part of the outage being measured.
+                pass
             time.sleep(0.0005)
 
     def first_from(self, node, after):
@@ -382,6 +386,13 @@ def main():
                     rows.append(row)
                     print("| " + " | ".join(row) + " |", flush=True)
         prober.stop.set()
+    except Exception:
+        # What the lab looked like when it failed, for the report.
+        for node in ("a", "b", "client"):
+            print(f"--- {node}", file=sys.stderr)
+            for cmd in (["ip", "-4", "addr", "show", "dev", "eth0"], ["ip", "neigh"], ["sysctl", "-a", "--pattern", "arp_|promote"]):
+                print(sh("ip", "netns", "exec", ns(node), *cmd, check=False).stdout, file=sys.stderr)
+        raise
     finally:
         teardown()
     print()
