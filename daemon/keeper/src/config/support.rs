@@ -31,6 +31,8 @@ pub const IMPLEMENTED: &[&str] = &[
     "vrrp_instance.*.virtual_ipaddress",
     "vrrp_instance.*.virtual_ipaddress_excluded",
     "vrrp_instance.*.virtual_routes",
+    "vrrp_instance.*.use_vmac",
+    "vrrp_instance.*.vmac_xmit_base",
     "vrrp_instance.*.virtual_rules",
     "vrrp_instance.*.nopreempt",
     "vrrp_instance.*.preempt_delay",

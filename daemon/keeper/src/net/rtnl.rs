@@ -89,6 +89,11 @@ fn errno(e: &rtnetlink::Error) -> Option<i32> {
 }
 
 impl Rtnl {
+    /// The rtnetlink handle, for requests this module does not wrap.
+    pub(crate) fn handle(&self) -> &rtnetlink::Handle {
+        &self.handle
+    }
+
     /// Opens the netlink connection; its task runs on the current tokio runtime.
     pub fn open() -> Result<Rtnl, RtnlError> {
         let (conn, handle, _) = rtnetlink::new_connection()?;

@@ -21,6 +21,7 @@ use crate::config::syntax::VipSpec;
 use crate::net::announce::Announcer;
 use crate::net::rtnl::{LinkFacts, PlacedRoute, Rtnl, RtnlError, link_events};
 use crate::net::timer::PreciseTimer;
+use crate::net::vmac::{self, SavedDevConf};
 use crate::net::vrrp_socket::{Received, VrrpSocket};
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +83,10 @@ struct Running {
     plan: InstancePlan,
     ifindex: u32,
     link_up: bool,
+    /// The VMAC carrying the VIPs (`use_vmac`): its index and name.
+    vmac: Option<(u32, String)>,
+    /// Where adverts leave when not the shared socket of the interface (the VMAC).
+    sender: Option<Arc<VrrpSocket>>,
     /// Advertised VIPs followed by the excluded ones.
     vips: Vec<PlacedVip>,
     routes: Vec<PlacedRoute>,
@@ -117,6 +122,8 @@ pub struct Driver {
     /// Packets the socket layer could not read (bad IP header).
     pub malformed: u64,
     changes: tokio::sync::broadcast::Sender<StateChange>,
+    /// Base interfaces whose ARP parameters a VMAC changed, to restore at stop.
+    protected: Vec<SavedDevConf>,
 }
 
 impl Driver {
@@ -129,8 +136,26 @@ impl Driver {
         let (tx, packets) = mpsc::channel(1024);
         let mut sockets: HashMap<(u32, Family), Arc<VrrpSocket>> = HashMap::new();
         let mut instances = Vec::new();
+        let mut protected: Vec<SavedDevConf> = Vec::new();
         for plan in plans {
-            let running = Self::resolve(&rtnl, plan).await?;
+            let mut running = Self::resolve(&rtnl, plan).await?;
+            if let Some((vmac_index, vmac_name)) = &running.vmac {
+                if !protected.iter().any(|p| p.ifindex == running.ifindex) {
+                    let saved = rtnl
+                        .protect_base(running.ifindex)
+                        .await
+                        .map_err(|message| DriverError::Instance {
+                            instance: running.plan.name.clone(),
+                            message,
+                        })?;
+                    protected.push(saved);
+                }
+                if !running.plan.vmac_xmit_base {
+                    let sock = VrrpSocket::open_sender(vmac_name, *vmac_index)
+                        .map_err(io_err(format!("opening the VRRP socket on {vmac_name}")))?;
+                    running.sender = Some(Arc::new(sock));
+                }
+            }
             let key = (running.ifindex, running.plan.family());
             if let std::collections::hash_map::Entry::Vacant(slot) = sockets.entry(key) {
                 let sock = VrrpSocket::open(
@@ -160,6 +185,7 @@ impl Driver {
             unmatched: 0,
             malformed: 0,
             changes: tokio::sync::broadcast::channel(256).0,
+            protected,
         };
         let now = Instant::now();
         for i in 0..driver.instances.len() {
@@ -221,6 +247,17 @@ impl Driver {
                 core.priority = 254;
             }
         }
+        // use_vmac: the VIPs live on a macvlan with the virtual router MAC.
+        let vmac = match &plan.vmac {
+            Some(name) => {
+                let index = rtnl
+                    .ensure_vmac(name, link.index, vmac::virtual_mac(plan.core.vrid, false))
+                    .await
+                    .map_err(&fail)?;
+                Some((index, name.clone()))
+            }
+            None => None,
+        };
         let mut vips = Vec::new();
         let mut iface_cache: HashMap<String, (u32, [u8; 6], Option<Ipv6Addr>)> = HashMap::new();
         let ll_of = |addrs: &[crate::net::rtnl::IfAddr]| {
@@ -230,8 +267,19 @@ impl Driver {
             })
         };
         iface_cache.insert(plan.interface.clone(), (link.index, mac, ll_of(&addrs)));
+        if let Some((index, name)) = &vmac {
+            iface_cache.insert(
+                name.clone(),
+                (*index, vmac::virtual_mac(plan.core.vrid, false), None),
+            );
+        }
         for spec in plan.vips.iter().chain(plan.excluded.iter()) {
-            let dev = spec.dev.clone().unwrap_or_else(|| plan.interface.clone());
+            // With a VMAC, addresses "on the interface" go on the VMAC, as in keepalived.
+            let default_dev = vmac.as_ref().map_or(&plan.interface, |(_, name)| name);
+            let dev = match &spec.dev {
+                Some(d) if *d != plan.interface => d.clone(),
+                _ => default_dev.clone(),
+            };
             let (ifindex, vmac, ll) = match iface_cache.get(&dev) {
                 Some(v) => *v,
                 None => {
@@ -280,6 +328,8 @@ impl Driver {
         Ok(Running {
             ifindex: link.index,
             link_up: link.up,
+            vmac,
+            sender: None,
             vips,
             routes,
             core,
@@ -400,6 +450,19 @@ impl Driver {
             self.drain(i).await;
         }
         let _ = self.timer.set(None);
+        // As keepalived: the VMACs go, and the base interfaces get their ARP settings back.
+        for r in &self.instances {
+            if let Some((index, name)) = &r.vmac
+                && let Err(e) = self.rtnl.delete_link(*index).await
+            {
+                tracing::warn!(instance = %r.plan.name, "removing VMAC {name}: {e}");
+            }
+        }
+        for saved in &self.protected {
+            if let Err(e) = self.rtnl.restore_base(saved).await {
+                tracing::warn!("restoring ARP settings: {e}");
+            }
+        }
     }
 
     /// State changes from now on, in order. A subscriber that falls 256 changes behind gets
@@ -444,7 +507,11 @@ impl Driver {
             let r = &self.instances[i];
             match action {
                 Action::SendAdvert(out) => {
-                    let Some(sock) = self.sockets.get(&(r.ifindex, r.plan.family())) else {
+                    let Some(sock) = r
+                        .sender
+                        .as_ref()
+                        .or_else(|| self.sockets.get(&(r.ifindex, r.plan.family())))
+                    else {
                         continue;
                     };
                     for d in &out.datagrams {
