@@ -71,8 +71,11 @@ pub mod config;
 pub mod events;
 pub mod instance;
 pub mod packet;
+pub mod reconfig;
 pub mod stats;
+pub mod sync;
 pub mod timers;
+pub mod tracking;
 
 mod announce;
 
@@ -80,9 +83,15 @@ pub use config::{ConfigError, Family, GarpConfig, InitialState, InstanceConfig, 
 pub use events::{
     Action, Datagram, DropReason, Event, OutgoingAdvert, State, Transition, TransitionReason,
 };
-pub use instance::Instance;
+pub use instance::{FaultCauses, Instance};
 pub use packet::{
     Advert, AdvertInterval, Auth, DecodeError, EncodeError, IPPROTO_VRRP, PRIORITY_OWNER,
     PRIORITY_STOP, VRRP_MCAST_V4, VRRP_MCAST_V6, VRRP_TTL, Version,
 };
+pub use reconfig::{ConfigDiff, ConfigField, ReconfigureError, Reconfigured, RestartReason};
 pub use stats::{DropCounts, Stats};
+pub use sync::{GroupTransition, SyncGroup};
+pub use tracking::{
+    Effect, ProcessQuorum, ScriptCounter, TrackerId, TrackerKind, Tracking, TrackingError,
+    TrackingStatus, Weight, WeightRule,
+};
