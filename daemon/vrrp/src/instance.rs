@@ -608,7 +608,10 @@ impl Instance {
             self.down_reason = TransitionReason::MasterDown;
             self.set_state(State::Backup, reason);
             // An owner in a sync group wants master at once; the group decides.
-            self.group.wants_master = self.priority == PRIORITY_OWNER;
+            if self.priority == PRIORITY_OWNER {
+                self.group.wants_master = true;
+                self.down_reason = TransitionReason::Owner;
+            }
         }
     }
 
@@ -828,9 +831,16 @@ impl Instance {
 
     /// The group goes master: a Backup becomes master now (keepalived's
     /// `vrrp_sync_master`).
+    /// A member that wanted master reports why it did (master down, preempted, owner);
+    /// one taken along reports the group.
     pub(crate) fn sync_to_master(&mut self, now: Instant) {
         if self.state == State::Backup {
-            self.become_master(now, TransitionReason::SyncGroup);
+            let reason = if self.group.wants_master {
+                self.down_reason
+            } else {
+                TransitionReason::SyncGroup
+            };
+            self.become_master(now, reason);
         }
     }
 

@@ -144,12 +144,11 @@ impl SyncGroup {
                 }
                 return (State::Backup, Some(i));
             }
-            for (i, &(_, answered)) in marks.iter().enumerate() {
-                if answered {
-                    for (j, m) in members.iter_mut().enumerate() {
-                        if j != i {
-                            m.sync_answer_lower(now);
-                        }
+            // Members that answered have sent their burst; the others send one each.
+            if marks.iter().any(|&(_, answered)| answered) {
+                for (m, &(_, answered)) in members.iter_mut().zip(marks) {
+                    if !answered {
+                        m.sync_answer_lower(now);
                     }
                 }
             }

@@ -280,7 +280,15 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-fn build(base: u8, specs: &[Spec]) -> (Tracking, Vec<TrackerId>, Vec<Option<ScriptCounter>>, Keepalived) {
+fn build(
+    base: u8,
+    specs: &[Spec],
+) -> (
+    Tracking,
+    Vec<TrackerId>,
+    Vec<Option<ScriptCounter>>,
+    Keepalived,
+) {
     let mut ours = Tracking::new(base);
     let mut ids = Vec::new();
     let mut scripts = Vec::new();
