@@ -201,7 +201,9 @@ fn a_fault_on_one_interface_moves_both_addresses_and_recovery_moves_them_back() 
         assert_eq!(lan.became_master_at(a, vr), Some(back), "{}", lan.dump());
     }
     assert_owner(&lan, a);
-    // No flapping: exactly one step each way since the fault.
+    // No flapping: exactly one step each way since the fault. The director's VI_2
+    // completed its group's wish, so its advert went out first: B's VI_2 hears the higher
+    // priority, and B's group takes VI_1 along.
     assert_eq!(
         lan.transitions(b, VR51, secs(10)),
         vec![
@@ -211,11 +213,7 @@ fn a_fault_on_one_interface_moves_both_addresses_and_recovery_moves_them_back() 
             ),
             (
                 back + LAT,
-                t(
-                    State::Master,
-                    State::Backup,
-                    TransitionReason::HigherPriority
-                )
+                t(State::Master, State::Backup, TransitionReason::SyncGroup)
             ),
         ]
     );
@@ -232,7 +230,11 @@ fn a_fault_on_one_interface_moves_both_addresses_and_recovery_moves_them_back() 
             ),
             (
                 back + LAT,
-                t(State::Master, State::Backup, TransitionReason::SyncGroup)
+                t(
+                    State::Master,
+                    State::Backup,
+                    TransitionReason::HigherPriority
+                )
             ),
         ]
     );
@@ -240,7 +242,7 @@ fn a_fault_on_one_interface_moves_both_addresses_and_recovery_moves_them_back() 
         lan.group_records(b, secs(10)),
         vec![
             (took, group(State::Backup, State::Master, None)),
-            (back + LAT, group(State::Master, State::Backup, Some(0))),
+            (back + LAT, group(State::Master, State::Backup, Some(1))),
         ]
     );
     assert_eq!(
@@ -377,16 +379,17 @@ fn a_higher_priority_group_preempts_both_members() {
     lan.reconfigure(b, 1, vi2).expect("applies in place");
     lan.run_until(secs(20));
     assert_owner(&lan, b);
-    // The director's VI_1 and VI_2 hear 150 at the same instant: the first steps down
-    // for the higher priority, the group takes the second along.
+    // The director's VI_1 and VI_2 hear 150 at the same instant: the first to hear it
+    // (VI_2: B's VI_2 completed B's group and sent first) steps down for the higher
+    // priority, the group takes the other along.
     let director: Vec<_> = [VR51, VR52]
         .iter()
         .map(|&vr| lan.transitions(a, vr, secs(10)))
         .collect();
     assert_eq!(director[0].len(), 1, "{}", lan.dump());
     assert_eq!(director[1].len(), 1, "{}", lan.dump());
-    assert_eq!(director[0][0].1.reason, TransitionReason::HigherPriority);
-    assert_eq!(director[1][0].1.reason, TransitionReason::SyncGroup);
+    assert_eq!(director[0][0].1.reason, TransitionReason::SyncGroup);
+    assert_eq!(director[1][0].1.reason, TransitionReason::HigherPriority);
 }
 
 #[test]

@@ -177,7 +177,7 @@ impl Lan {
     pub fn group(&mut self, r: usize, members: Vec<usize>) -> usize {
         self.routers[r].groups.push((SyncGroup::new(), members));
         let g = self.routers[r].groups.len() - 1;
-        self.settle(r, g);
+        self.settle(r, g, None);
         g
     }
 
@@ -220,7 +220,7 @@ impl Lan {
         }
         router.alive = true;
         for g in 0..self.routers[r].groups.len() {
-            self.settle(r, g);
+            self.settle(r, g, None);
         }
         for i in 0..self.routers[r].instances.len() {
             if !self.routers[r].iface_up(self.routers[r].ifaces[i]) {
@@ -309,11 +309,13 @@ impl Lan {
     fn after(&mut self, r: usize, i: usize) {
         match self.routers[r].group_of(i) {
             None => self.drain(r, i),
-            Some(g) => self.settle(r, g),
+            Some(g) => self.settle(r, g, Some(i)),
         }
     }
 
-    fn settle(&mut self, r: usize, g: usize) {
+    /// Settles group `g`; drains `first` (the member something happened to) before the
+    /// others, so that the log keeps the order of the transitions.
+    fn settle(&mut self, r: usize, g: usize, first: Option<usize>) {
         let now = self.now;
         let router = &mut self.routers[r];
         let members = router.groups[g].1.clone();
@@ -345,7 +347,8 @@ impl Lan {
                 self.elapsed()
             );
         }
-        for &m in &members {
+        let others = members.iter().copied().filter(|&m| Some(m) != first);
+        for m in first.into_iter().chain(others) {
             self.drain(r, m);
         }
         while let Some(t) = self.routers[r].groups[g].0.poll_transition() {
