@@ -49,8 +49,9 @@ pub struct GroupTransition {
     pub from: State,
     pub to: State,
     /// The index (in the slice given to [`SyncGroup::settle`]) of the member that caused
-    /// the change, when one did: the one whose fault pulled the group to Fault, whose own
-    /// fault cleared last, or that heard a higher priority.
+    /// the change, when one did: the first with a fault of its own (to Fault), one whose
+    /// own fault cleared while the group held it (out of Fault), the one that heard a
+    /// higher priority (Master to Backup).
     pub cause: Option<usize>,
 }
 
