@@ -7,8 +7,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::{self, Loaded};
 use crate::control::{self, InstanceView, Pending, Request, Response, Status};
-use crate::vrrp::driver::{Driver, DriverError};
-use crate::vrrp::plan;
+use crate::vrrp::driver::{Driver, DriverError, Setup};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -30,8 +29,7 @@ async fn event_loop(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeE
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
-    let (plans, _) = plan::plan(&loaded.config);
-    let mut driver = Driver::start(plans, loaded.config.global.dynamic_interfaces).await?;
+    let mut driver = Driver::start(Setup::from_config(&loaded.config)).await?;
     let socket_path = loaded.config.global.control_socket.clone();
     let mut requests = control::serve(&socket_path).map_err(|e| {
         std::io::Error::new(
@@ -51,7 +49,7 @@ async fn event_loop(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeE
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {
-                reload(&config_path, &mut running);
+                reload(&config_path, &mut running, &mut driver).await;
                 continue;
             }
             Some(Pending { request, reply }) = requests.recv() => {
@@ -62,7 +60,7 @@ async fn event_loop(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeE
                         vrrp_malformed: driver.malformed,
                     }),
                     Request::Reload => {
-                        let (ok, message) = reload(&config_path, &mut running);
+                        let (ok, message) = reload(&config_path, &mut running, &mut driver).await;
                         Response::Reloaded { ok, message }
                     }
                 };
@@ -81,22 +79,22 @@ async fn event_loop(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeE
 /// Parses and validates first; an invalid configuration keeps the running one. Applying
 /// differences without disturbing running instances is not implemented yet: a changed VRRP
 /// configuration is logged and needs a restart.
-fn reload(config_path: &std::path::Path, running: &mut Loaded) -> (bool, String) {
+async fn reload(
+    config_path: &std::path::Path,
+    running: &mut Loaded,
+    driver: &mut Driver,
+) -> (bool, String) {
     match config::load(config_path, std::env::vars()) {
         Ok(new) => {
             for w in &new.warnings {
                 tracing::warn!("{w}");
             }
-            let message = if new.config.vrrp_instance != running.config.vrrp_instance
-                || new.config.global != running.config.global
-            {
-                "reload: VRRP changes are not applied by reload yet (accepted, not implemented); restart keeperd to apply them"
-            } else {
-                "configuration reloaded; nothing to change"
-            };
-            tracing::warn!("{message}");
+            // Only the differences are applied: unchanged instances are not touched.
+            driver.reload(Setup::from_config(&new.config)).await;
             *running = new;
-            (true, message.to_string())
+            let message = "configuration reloaded".to_string();
+            tracing::info!("{message}");
+            (true, message)
         }
         Err(errors) => {
             for e in &errors {

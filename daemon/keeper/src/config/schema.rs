@@ -343,6 +343,10 @@ pub struct SyncGroup {
     pub notify: Option<String>,
     #[serde(default)]
     pub smtp_alert: bool,
+    /// Let tracker weights of the members apply (keepalived: otherwise weighted trackers of
+    /// a group member are turned into fault trackers or ignored, with a warning).
+    #[serde(default)]
+    pub sync_group_tracking_weight: bool,
 }
 
 fn default_script_interval() -> Secs {
