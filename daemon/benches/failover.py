@@ -128,6 +128,10 @@ class Prober:
                         self.replies.append((t, data[8:].decode(errors="replace")))
             except BlockingIOError:
                 pass
+            except OSError:
+                # An ICMP error (e.g. host unreachable while nobody holds the VIP) must not
+                # end the prober: it is part of the outage being measured.
+                pass
             time.sleep(0.0005)
 
     def first_from(self, node, after):
@@ -193,6 +197,28 @@ class Daemon:
         except subprocess.TimeoutExpired:
             self.signal(signal.SIGKILL)
             self.proc.wait()
+
+
+def kill_daemons(node):
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        left = []
+        for pid in sh("ip", "netns", "pids", ns(node), check=False).stdout.split():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if "keepalived" in cmd or "keeperd" in cmd:
+                left.append(int(pid))
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        if not left:
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"daemons in {node} survive SIGKILL")
 
 
 def holds_vip(node):
@@ -303,6 +329,10 @@ def run_case(impl, version, adv, event, trials, prober, work, log, wire):
     for d in (a, b):
         d.signal(signal.SIGKILL)
         d.wait()
+    # keepalived's VRRP child can outlive its process group's SIGKILL (it is not always in the
+    # group): kill every daemon left in the directors' namespaces before the next case.
+    for node in ("a", "b"):
+        kill_daemons(node)
     # Leave no VIP behind for the next case.
     for n in ("a", "b"):
         sh("ip", "-n", ns(n), "addr", "del", f"{VIP}/24", "dev", "eth0", check=False)
@@ -356,6 +386,13 @@ def main():
                     rows.append(row)
                     print("| " + " | ".join(row) + " |", flush=True)
         prober.stop.set()
+    except Exception:
+        # What the lab looked like when it failed, for the report.
+        for node in ("a", "b", "client"):
+            print(f"--- {node}", file=sys.stderr)
+            for cmd in (["ip", "-4", "addr", "show", "dev", "eth0"], ["ip", "neigh"], ["sysctl", "-a", "--pattern", "arp_|promote"]):
+                print(sh("ip", "netns", "exec", ns(node), *cmd, check=False).stdout, file=sys.stderr)
+        raise
     finally:
         teardown()
     print()

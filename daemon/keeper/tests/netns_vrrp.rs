@@ -541,3 +541,59 @@ fn interop_frr_vrrpd_v3() {
     );
     assert_eq!(lab.state(a, "VI_1").as_deref(), Some("master"));
 }
+
+#[test]
+fn virtual_routes_and_rules_follow_the_master() {
+    fn routes(lab: &Lab, n: &str) -> String {
+        String::from_utf8_lossy(&lab.exec(n, &["ip", "route", "show", "table", "all"]).stdout)
+            .into_owned()
+    }
+    fn rules(lab: &Lab, n: &str) -> String {
+        String::from_utf8_lossy(&lab.exec(n, &["ip", "rule", "show"]).stdout).into_owned()
+    }
+    fn installed(lab: &Lab, n: &str) -> bool {
+        let (r, u) = (routes(lab, n), rules(lab, n));
+        r.contains("198.51.100.0/24 dev eth0")
+            && r.contains("blackhole 203.0.113.0/24")
+            && r.contains("default via")
+            && r.contains("table 100")
+            && u.contains(&format!("1000:\tfrom {} lookup 100", lab.vip4()))
+    }
+    fn none(lab: &Lab, n: &str) -> bool {
+        let (r, u) = (routes(lab, n), rules(lab, n));
+        !r.contains("198.51.100.0/24")
+            && !r.contains("203.0.113.0/24")
+            && !r.contains("table 100")
+            && !u.contains("lookup 100")
+    }
+    let mut lab = Lab::new(&["a", "b"]);
+    let vip = lab.vip4();
+    let extra = format!(
+        "virtual_routes = [\"198.51.100.0/24 dev eth0\", \"blackhole 203.0.113.0/24\", \"default via 10.{net}.0.1 table 100\"]\nvirtual_rules = [\"from {vip}/32 table 100 pref 1000\"]\n",
+        net = lab.net
+    );
+    let a = lab.start_keeperd("a", &format!("{}{extra}", v2("VI_1", 51, 100, &vip)));
+    let b = lab.start_keeperd("b", &format!("{}{extra}", v2("VI_1", 51, 50, &vip)));
+    master_within(&lab, a, "VI_1", 10 * SECS);
+    wait_until("routes and rule on the master", 5 * SECS, || {
+        installed(&lab, "a")
+    });
+    assert!(
+        none(&lab, "b"),
+        "backup has none:\n{}\n{}",
+        routes(&lab, "b"),
+        rules(&lab, "b")
+    );
+    lab.signal(a, libc::SIGTERM);
+    lab.wait_exit(a, 5 * SECS);
+    assert!(
+        none(&lab, "a"),
+        "released on stop:\n{}\n{}",
+        routes(&lab, "a"),
+        rules(&lab, "a")
+    );
+    master_within(&lab, b, "VI_1", 5 * SECS);
+    wait_until("routes and rule moved to b", 5 * SECS, || {
+        installed(&lab, "b")
+    });
+}

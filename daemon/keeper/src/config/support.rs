@@ -30,6 +30,8 @@ pub const IMPLEMENTED: &[&str] = &[
     "vrrp_instance.*.authentication.auth_pass",
     "vrrp_instance.*.virtual_ipaddress",
     "vrrp_instance.*.virtual_ipaddress_excluded",
+    "vrrp_instance.*.virtual_routes",
+    "vrrp_instance.*.virtual_rules",
     "vrrp_instance.*.nopreempt",
     "vrrp_instance.*.preempt_delay",
     "vrrp_instance.*.accept",

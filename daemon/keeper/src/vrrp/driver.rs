@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use super::plan::InstancePlan;
 use crate::config::syntax::VipSpec;
 use crate::net::announce::Announcer;
-use crate::net::rtnl::{LinkFacts, Rtnl, RtnlError, link_events};
+use crate::net::rtnl::{LinkFacts, PlacedRoute, Rtnl, RtnlError, link_events};
 use crate::net::timer::PreciseTimer;
 use crate::net::vrrp_socket::{Received, VrrpSocket};
 
@@ -84,6 +84,7 @@ struct Running {
     link_up: bool,
     /// Advertised VIPs followed by the excluded ones.
     vips: Vec<PlacedVip>,
+    routes: Vec<PlacedRoute>,
     core: Instance,
     last_transition: Option<(SystemTime, Transition)>,
 }
@@ -257,10 +258,30 @@ impl Driver {
             tracing::warn!(instance = %plan.name, "accept mode off is not enforced: keeper writes no firewall rules, so the VIPs accept traffic");
         }
         let core = Instance::new(core).map_err(|e| fail(e.to_string()))?;
+        let mut routes = Vec::new();
+        for spec in &plan.routes {
+            let oif = match &spec.dev {
+                Some(dev) => Some(match iface_cache.get(dev) {
+                    Some(v) => v.0,
+                    None => {
+                        rtnl.link(dev)
+                            .await
+                            .map_err(|e| fail(format!("virtual route via {dev}: {e}")))?
+                            .index
+                    }
+                }),
+                None => None,
+            };
+            routes.push(PlacedRoute {
+                spec: spec.clone(),
+                oif,
+            });
+        }
         Ok(Running {
             ifindex: link.index,
             link_up: link.up,
             vips,
+            routes,
             core,
             last_transition: None,
             plan,
@@ -438,8 +459,29 @@ impl Driver {
                             tracing::error!(instance = %r.plan.name, "{e}");
                         }
                     }
+                    // Routes may use the VIPs (as source or on their subnet): after them.
+                    for route in &r.routes {
+                        if let Err(e) = self.rtnl.add_route(route).await {
+                            tracing::error!(instance = %r.plan.name, "{e}");
+                        }
+                    }
+                    for rule in &r.plan.rules {
+                        if let Err(e) = self.rtnl.add_rule(rule).await {
+                            tracing::error!(instance = %r.plan.name, "{e}");
+                        }
+                    }
                 }
                 Action::RemoveVips => {
+                    for rule in &r.plan.rules {
+                        if let Err(e) = self.rtnl.remove_rule(rule).await {
+                            tracing::error!(instance = %r.plan.name, "{e}");
+                        }
+                    }
+                    for route in &r.routes {
+                        if let Err(e) = self.rtnl.remove_route(route).await {
+                            tracing::error!(instance = %r.plan.name, "{e}");
+                        }
+                    }
                     for v in &r.vips {
                         if let Err(e) = self.rtnl.remove(v.ifindex, &v.spec).await {
                             tracing::error!(instance = %r.plan.name, "{e}");

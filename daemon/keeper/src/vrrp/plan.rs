@@ -15,7 +15,7 @@ use keeper_vrrp::{
 
 use crate::config::node::KeyPath;
 use crate::config::schema::{self, Config, VrrpInstance};
-use crate::config::syntax::{PeerSpec, VipSpec};
+use crate::config::syntax::{PeerSpec, RouteSpec, RuleSpec, VipSpec};
 use crate::config::validate::instance_version;
 
 /// One instance, ready to run once its source address is known.
@@ -27,6 +27,9 @@ pub struct InstancePlan {
     pub vips: Vec<VipSpec>,
     /// Added and removed with the VIPs but not advertised.
     pub excluded: Vec<VipSpec>,
+    /// `virtual_routes` and `virtual_rules`: added after the VIPs, removed before them.
+    pub routes: Vec<RouteSpec>,
+    pub rules: Vec<RuleSpec>,
     /// `unicast_src_ip` or `mcast_src_ip`; else the interface's address is used.
     pub source: Option<IpAddr>,
     /// The core's configuration; `primary_address` is a stand-in until [`Self::with_source`].
@@ -115,6 +118,16 @@ fn plan_one(
         .collect::<Option<_>>()?;
     let excluded: Vec<VipSpec> = inst
         .virtual_ipaddress_excluded
+        .iter()
+        .map(|s| s.parse().ok())
+        .collect::<Option<_>>()?;
+    let routes: Vec<RouteSpec> = inst
+        .virtual_routes
+        .iter()
+        .map(|s| s.parse().ok())
+        .collect::<Option<_>>()?;
+    let rules: Vec<RuleSpec> = inst
+        .virtual_rules
         .iter()
         .map(|s| s.parse().ok())
         .collect::<Option<_>>()?;
@@ -240,6 +253,8 @@ fn plan_one(
         interface,
         vips,
         excluded,
+        routes,
+        rules,
         source,
         core,
     })

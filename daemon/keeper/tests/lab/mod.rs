@@ -29,6 +29,8 @@ pub struct Daemon {
     pub child: Child,
     pub log: PathBuf,
     pub socket: Option<PathBuf>,
+    /// keepalived forks children that may leave the process group.
+    pub keepalived: bool,
 }
 
 impl Daemon {
@@ -300,12 +302,14 @@ impl Lab {
             .stderr(Stdio::from(err))
             .stdin(Stdio::null())
             .process_group(0);
+        let keepalived = format!("{cmd:?}").contains("keepalived");
         let child = cmd.spawn().expect("spawn");
         self.daemons.push(Daemon {
             node: node.to_string(),
             child,
             log,
             socket,
+            keepalived,
         });
         self.daemons.len() - 1
     }
@@ -314,9 +318,26 @@ impl Lab {
         &self.daemons[id]
     }
 
-    /// Sends `sig` to the daemon's whole process group (SIGKILL = a crash).
+    /// Sends `sig` to the daemon's whole process group (SIGKILL = a crash). keepalived's VRRP
+    /// child is not always in that group: on SIGKILL, every keepalived process in the node's
+    /// namespace dies too, so a crashed keepalived cannot keep advertising.
     pub fn signal(&mut self, id: usize, sig: i32) {
         self.daemons[id].kill_group(sig);
+        if sig == libc::SIGKILL && self.daemons[id].keepalived {
+            let ns = self.ns(&self.daemons[id].node);
+            let out = run(Command::new("ip").args(["netns", "pids", &ns]));
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                if String::from_utf8_lossy(&cmdline).contains("keepalived")
+                    && let Ok(pid) = pid.parse::<i32>()
+                {
+                    // SAFETY: kill(2) on a keepalived process inside this lab's namespace.
+                    unsafe {
+                        libc::kill(pid, libc::SIGKILL);
+                    }
+                }
+            }
+        }
     }
 
     /// Waits for the daemon to exit after a signal; returns its exit status.
