@@ -7,6 +7,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::{self, Loaded};
 use crate::control::{self, InstanceView, Pending, Request, Response, Status};
+use crate::notify::Notifier;
 use crate::vrrp::driver::{Driver, DriverError};
 use crate::vrrp::plan;
 
@@ -16,7 +17,12 @@ pub enum RuntimeError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Vrrp(#[from] DriverError),
+    #[error("notify scripts: {0}")]
+    Notify(String),
 }
+
+/// How long stop notifications (`notify_stop`, STOP mail) may take at shutdown.
+const NOTIFY_STOP_BOUND: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Runs until SIGTERM or SIGINT.
 pub fn run(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeError> {
@@ -30,8 +36,29 @@ async fn event_loop(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeE
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
+    // --- notify (notify/): scripts, notify_fifo, SMTP alerts on state changes.
+    let notifier = Notifier::start(
+        &loaded.config,
+        Notifier::runner_for(&loaded.config).map_err(RuntimeError::Notify)?,
+    );
+    // --- end notify
     let (plans, _) = plan::plan(&loaded.config);
     let mut driver = Driver::start(plans).await?;
+    // --- notify: the transitions `Driver::start` made before anyone could subscribe, then
+    // every later one through the broadcast (nothing runs between the two).
+    for s in driver.status() {
+        if let Some((at, transition)) = s.last_transition {
+            notifier.vrrp_change(&crate::vrrp::driver::StateChange {
+                instance: s.name.clone(),
+                vrid: s.vrid,
+                priority: s.priority,
+                transition,
+                at,
+            });
+        }
+    }
+    let mut changes = driver.subscribe();
+    // --- end notify
     let socket_path = loaded.config.global.control_socket.clone();
     let mut requests = control::serve(&socket_path).map_err(|e| {
         std::io::Error::new(
@@ -51,7 +78,19 @@ async fn event_loop(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeE
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {
-                reload(&config_path, &mut running);
+                if reload(&config_path, &mut running).0 {
+                    notifier.reconfigure(&running.config);
+                }
+                continue;
+            }
+            // notify: hand each state change over; this never waits for scripts or mail.
+            change = changes.recv() => {
+                match change {
+                    Ok(c) => notifier.vrrp_change(&c),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => notifier.lagged(n),
+                    // The driver owns the sender and outlives this loop.
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => changes = driver.subscribe(),
+                }
                 continue;
             }
             Some(Pending { request, reply }) = requests.recv() => {
@@ -63,6 +102,9 @@ async fn event_loop(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeE
                     }),
                     Request::Reload => {
                         let (ok, message) = reload(&config_path, &mut running);
+                        if ok {
+                            notifier.reconfigure(&running.config);
+                        }
                         Response::Reloaded { ok, message }
                     }
                 };
@@ -73,7 +115,14 @@ async fn event_loop(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeE
         driver.process(input).await;
     }
     tracing::info!("keeperd stopping: releasing virtual addresses");
+    let stopping: Vec<(String, u8)> = driver
+        .status()
+        .into_iter()
+        .map(|s| (s.name, s.priority))
+        .collect();
     driver.shutdown().await;
+    // notify: STOP notifications after the VIPs are released (failover first), bounded.
+    notifier.stop(&stopping, NOTIFY_STOP_BOUND).await;
     let _ = std::fs::remove_file(&socket_path);
     Ok(())
 }

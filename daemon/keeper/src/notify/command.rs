@@ -144,7 +144,10 @@ mod tests {
         assert_eq!(words("/x a'b c'd"), ["/x", "ab cd"]);
         assert_eq!(words("/x '' \"\""), ["/x", "", ""]);
         // The other quote is literal inside a quoted part.
-        assert_eq!(words("/x \"it's\" 'say \"hi\"'"), ["/x", "it's", "say \"hi\""]);
+        assert_eq!(
+            words("/x \"it's\" 'say \"hi\"'"),
+            ["/x", "it's", "say \"hi\""]
+        );
     }
 
     #[test]

@@ -124,7 +124,10 @@ impl Runner {
             return Ok(Runner::Direct { switch_to: None });
         };
         let account = Account::resolve(spec)?;
-        let (uid, gid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
+        let (uid, gid) = (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        );
         if account.uid == uid && account.gid == gid {
             return Ok(Runner::Direct { switch_to: None });
         }
@@ -205,7 +208,14 @@ async fn exec(script: &Script, switch_to: Option<&Account>) -> Run {
             }
             // No privilege from exec either: no setuid (`sudo`), no file capabilities, and a
             // script running as root does not regain capabilities.
-            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) != 0 {
+            if libc::prctl(
+                libc::PR_SET_NO_NEW_PRIVS,
+                1 as libc::c_ulong,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+            ) != 0
+            {
                 return Err(io::Error::last_os_error());
             }
             drop_bounding_set();
@@ -395,7 +405,14 @@ mod tests {
         let r = Runner::Direct { switch_to: None };
         let run = r
             .run(&script(
-                &["/bin/sh", "-c", "echo \"$1|$2\"; echo oops >&2; exit 3", "sh", "a b", "$X"],
+                &[
+                    "/bin/sh",
+                    "-c",
+                    "echo \"$1|$2\"; echo oops >&2; exit 3",
+                    "sh",
+                    "a b",
+                    "$X",
+                ],
                 Duration::from_secs(10),
             ))
             .await;
@@ -420,11 +437,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("noshebang");
         std::fs::write(&path, "echo \"sh got $1\"\n").expect("write");
-        std::fs::set_permissions(
-            &path,
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .expect("chmod");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
         let r = Runner::Direct { switch_to: None };
         let run = r
             .run(&Script {
@@ -445,7 +459,10 @@ mod tests {
         let r = Runner::Direct { switch_to: None };
         let line = format!("sleep 300 & echo $! > {}; wait", pidfile.display());
         let run = r
-            .run(&script(&["/bin/sh", "-c", &line], Duration::from_millis(300)))
+            .run(&script(
+                &["/bin/sh", "-c", &line],
+                Duration::from_millis(300),
+            ))
             .await;
         assert_eq!(run.outcome, Outcome::TimedOut);
         assert!(run.duration < Duration::from_secs(5), "{:?}", run.duration);
@@ -463,7 +480,10 @@ mod tests {
             if stat.is_empty() || state == Some('Z') {
                 break;
             }
-            assert!(Instant::now() < deadline, "grandchild {pid} still alive: {stat}");
+            assert!(
+                Instant::now() < deadline,
+                "grandchild {pid} still alive: {stat}"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }

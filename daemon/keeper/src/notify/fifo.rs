@@ -56,12 +56,12 @@ impl FifoWriter {
     /// runtime. Refuses a path that is not a FIFO, or a FIFO owned by another user (it could be
     /// a file someone planted), as keepalived does.
     pub fn open(path: &Path) -> io::Result<(FifoWriter, tokio::task::JoinHandle<()>)> {
-        let created = match nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o644))
-        {
-            Ok(()) => true,
-            Err(nix::errno::Errno::EEXIST) => false,
-            Err(e) => return Err(io::Error::from(e)),
-        };
+        let created =
+            match nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o644)) {
+                Ok(()) => true,
+                Err(nix::errno::Errno::EEXIST) => false,
+                Err(e) => return Err(io::Error::from(e)),
+            };
         let opened = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -141,7 +141,7 @@ impl FifoWriter {
 fn count_drop(stats: &FifoStats, path: &Path) {
     let n = stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
     // The first drop and then every 100th: a FIFO nobody reads must not flood the log.
-    if n == 1 || n % 100 == 0 {
+    if n == 1 || n.is_multiple_of(100) {
         tracing::warn!(
             fifo = %path.display(),
             dropped = n,

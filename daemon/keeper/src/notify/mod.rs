@@ -572,12 +572,8 @@ impl Notifier {
         }
         if scripts.smtp_alert && sh.last_mailed.get(&subject) != Some(&state) {
             if let Some((mailer, _)) = &sh.mailer
-                && let Some(alert) = mail::vrrp_alert(
-                    &sh.plan.router_id,
-                    kind == "GROUP",
-                    name,
-                    state.as_str(),
-                )
+                && let Some(alert) =
+                    mail::vrrp_alert(&sh.plan.router_id, kind == "GROUP", name, state.as_str())
             {
                 mailer.send(alert);
             }
@@ -595,7 +591,11 @@ impl Notifier {
         let state = if change.up { "UP" } else { "DOWN" };
         if let Some(argv) = change.script {
             let timeout = sh.plan.timeout;
-            let which = if change.up { "notify_up" } else { "notify_down" };
+            let which = if change.up {
+                "notify_up"
+            } else {
+                "notify_down"
+            };
             self.enqueue(
                 &mut sh,
                 subject,
@@ -733,8 +733,7 @@ impl Notifier {
         // Closing the senders lets each task finish what it has and end.
         let tasks: Vec<JoinHandle<()>> = {
             let mut sh = self.lock();
-            let mut tasks: Vec<JoinHandle<()>> =
-                sh.queues.drain().map(|(_, q)| q.task).collect();
+            let mut tasks: Vec<JoinHandle<()>> = sh.queues.drain().map(|(_, q)| q.task).collect();
             if let Some((_, t)) = sh.fifo.take() {
                 tasks.push(t);
             }
