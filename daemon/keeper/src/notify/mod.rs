@@ -777,7 +777,7 @@ async fn run_queue(mut rx: mpsc::Receiver<Job>, counters: Arc<Counters>) {
                     if *outcome == exec::Outcome::TimedOut {
                         counters.scripts_timed_out.fetch_add(1, Ordering::Relaxed);
                     }
-                    tracing::warn!(subject = %job.subject, state = job.state, script = program, took = ?run.duration, stderr = %run.stderr, "notify script ({which}): {outcome}");
+                    tracing::warn!(subject = %job.subject, state = job.state, script = program, took = ?run.duration, stdout = %run.stdout, stderr = %run.stderr, "notify script ({which}): {outcome}");
                 }
             }
         }
