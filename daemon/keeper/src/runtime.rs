@@ -43,7 +43,7 @@ async fn event_loop(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeE
     );
     // --- end notify
     let (plans, _) = plan::plan(&loaded.config);
-    let mut driver = Driver::start(plans).await?;
+    let mut driver = Driver::start(plans, loaded.config.global.dynamic_interfaces).await?;
     // --- notify: the transitions `Driver::start` made before anyone could subscribe, then
     // every later one through the broadcast (nothing runs between the two).
     for s in driver.status() {

@@ -30,6 +30,10 @@ pub struct InstancePlan {
     /// `virtual_routes` and `virtual_rules`: added after the VIPs, removed before them.
     pub routes: Vec<RouteSpec>,
     pub rules: Vec<RuleSpec>,
+    /// `use_vmac`: the VMAC interface that carries the VIPs (and sends the adverts unless
+    /// `vmac_xmit_base`).
+    pub vmac: Option<String>,
+    pub vmac_xmit_base: bool,
     /// `unicast_src_ip` or `mcast_src_ip`; else the interface's address is used.
     pub source: Option<IpAddr>,
     /// The core's configuration; `primary_address` is a stand-in until [`Self::with_source`].
@@ -240,6 +244,15 @@ fn plan_one(
         }
     }
     let source = inst.unicast_src_ip.or(inst.mcast_src_ip);
+    let vmac = inst.use_vmac.name(vrid);
+    if vmac.is_some() && family == Family::Ipv6 {
+        notes.push(PlanNote {
+            path: key(name, &["use_vmac"]),
+            message: "use_vmac with IPv6 virtual addresses is not supported yet".into(),
+            error: true,
+        });
+        return None;
+    }
     if let Err(e) = core.validate() {
         notes.push(PlanNote {
             path: key(name, &[]),
@@ -255,6 +268,8 @@ fn plan_one(
         excluded,
         routes,
         rules,
+        vmac,
+        vmac_xmit_base: inst.vmac_xmit_base,
         source,
         core,
     })
