@@ -445,3 +445,31 @@ fn smtp_alert_defaults_follow_keepalived() {
     assert_eq!(mail.timeout, Duration::from_secs(30));
     assert!(mail.from.contains('@'));
 }
+
+/// After a reload, later transitions use the new scripts; what was queued keeps its own.
+#[tokio::test]
+async fn reconfigure_applies_to_later_transitions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = logging_script(dir.path(), "0.2");
+    let n = Notifier::start(
+        &config(&format!(
+            "[vrrp_instance.VI_1]\nnotify_master = \"{s} old\"\n"
+        )),
+        direct(),
+    );
+    n.instance("VI_1", NotifyState::Master, 100);
+    n.reconfigure(&config(&format!(
+        "[vrrp_instance.VI_1]\nnotify_master = \"{s} new\"\n"
+    )));
+    n.instance("VI_1", NotifyState::Backup, 100);
+    n.instance("VI_1", NotifyState::Master, 100);
+    wait_for("2 scripts", Duration::from_secs(10), || {
+        log_lines(dir.path()).len() == 4
+    })
+    .await;
+    assert!(n.stop(&[], Duration::from_secs(5)).await);
+    assert_eq!(
+        log_lines(dir.path()),
+        ["start old", "end old", "start new", "end new"]
+    );
+}
