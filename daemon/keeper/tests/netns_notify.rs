@@ -373,3 +373,56 @@ fn an_unresponsive_smtp_server_does_not_delay_failover() {
     let status = lab.wait_exit(b, 15 * SECS);
     assert!(status.success(), "{status:?}\n{}", lab.log(b));
 }
+
+/// A notify script runs as `script_user` with no capabilities and no_new_privs (so no `sudo`),
+/// while keeperd runs as root.
+#[test]
+fn notify_scripts_run_as_the_script_user_without_capabilities() {
+    let mut lab = Lab::new(&["a"]);
+    let vip = lab.vip4();
+    // A directory the script user can write to (the lab's own is root's, mode 0700).
+    let out = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(
+        out.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .expect("chmod");
+    let report = out.path().join("who");
+    let script = write_script(
+        out.path(),
+        "who.sh",
+        &format!(
+            "#!/bin/sh\n{{ id -u; grep -E '^(CapInh|CapPrm|CapEff|CapAmb|NoNewPrivs)' /proc/self/status; }} > {}\n",
+            report.display()
+        ),
+    );
+    let a = lab.start_keeperd(
+        "a",
+        &config(
+            "script_user = \"nobody\"",
+            100,
+            &vip,
+            &format!("notify_master = \"{}\"", script.display()),
+        ),
+    );
+    wait_state(&lab, a, "master", 10 * SECS);
+    wait_until("the script's report", 10 * SECS, || {
+        lines(&report).len() == 6
+    });
+    let got = lines(&report);
+    let nobody = nix::unistd::User::from_name("nobody")
+        .expect("user lookup")
+        .expect("user nobody")
+        .uid
+        .as_raw();
+    assert_eq!(got[0], nobody.to_string(), "{got:?}");
+    for l in &got[1..] {
+        let (k, v) = l.split_once(':').expect("status line");
+        let want = if k == "NoNewPrivs" {
+            "1"
+        } else {
+            "0000000000000000"
+        };
+        assert_eq!(v.trim(), want, "{got:?}");
+    }
+}

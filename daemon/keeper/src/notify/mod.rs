@@ -646,7 +646,9 @@ impl Notifier {
     pub fn reconfigure(&self, cfg: &Config) {
         let plan = Plan::from_config(cfg);
         let mut sh = self.lock();
-        if plan.script_user != sh.plan.script_user {
+        // Only a runner keeperd forks itself follows a new script_user (a launcher's users are
+        // fixed when it starts, and reload refuses a change there).
+        if plan.script_user != sh.plan.script_user && matches!(sh.runner, Runner::Direct { .. }) {
             match Runner::direct(plan.script_user.as_deref()) {
                 Ok(r) => sh.runner = r,
                 Err(e) => tracing::error!(
