@@ -15,15 +15,18 @@
 //!
 //! Scripts get keepalived's arguments: the specific scripts are run exactly as written; the
 //! generic `notify` gets four more: `INSTANCE|GROUP NAME MASTER|BACKUP|FAULT|STOP PRIORITY`
-//! (priority 0 for a group). As in keepalived, an instance of a sync group gets no notification
-//! of a state its group is already in (the group's notification stands for its members), once
-//! it has had its first.
+//! (priority 0 for a group). As in keepalived, once a sync group's member has had its first
+//! notification, it gets none for a transition its group forced on it
+//! (`TransitionReason::SyncGroup`) nor for a state its group is already in: the group's
+//! notification stands for its members. The member whose own transition moved the group is
+//! notified, and so is the group.
 //!
 //! The API the rest of keeperd calls:
 //! - [`Notifier::vrrp_change`] with each [`StateChange`] the VRRP driver broadcasts (the
 //!   runtime does this);
-//! - [`Notifier::group`] when the sync-group coordinator moves a group (call it before feeding
-//!   the members' own changes, so that their notifications are folded into the group's);
+//! - [`Notifier::group_transition`] with each `keeper_vrrp::GroupTransition` the sync-group
+//!   coordinator reports (`SyncGroup::poll_transition`), like the members' changes (the order
+//!   between the two does not matter: members the group forced are known by their reason);
 //! - [`Notifier::real_server`] when a checker moves a real server UP or DOWN (`notify_up` /
 //!   `notify_down`, and keepalived's real-server mail);
 //! - [`Notifier::stop`] at shutdown (`notify_stop` and the STOP notifications, bounded);
@@ -479,7 +482,8 @@ impl Notifier {
             return;
         }
         if let Some(state) = NotifyState::of(&change.transition) {
-            self.instance(&change.instance, state, change.priority);
+            let forced = change.transition.reason == TransitionReason::SyncGroup;
+            self.member(&change.instance, state, change.priority, forced);
         }
     }
 
@@ -495,10 +499,15 @@ impl Notifier {
 
     /// Instance `name` entered `state` with `priority`.
     pub fn instance(&self, name: &str, state: NotifyState, priority: u8) {
+        self.member(name, state, priority, false);
+    }
+
+    /// `forced`: its sync group moved it (`TransitionReason::SyncGroup`).
+    fn member(&self, name: &str, state: NotifyState, priority: u8, forced: bool) {
         let mut sh = self.lock();
         if let Some(group) = sh.plan.group_of.get(name)
             && sh.notified.contains(name)
-            && sh.group_state.get(group) == Some(&state)
+            && (forced || sh.group_state.get(group) == Some(&state))
         {
             tracing::debug!(instance = name, %state, group = %group, "notify: the group's notification stands for this member");
             return;
@@ -516,7 +525,20 @@ impl Notifier {
         );
     }
 
-    /// Sync group `name` entered `state` (the sync-group coordinator calls this).
+    /// A transition the sync-group coordinator of `name` reported
+    /// (`keeper_vrrp::SyncGroup::poll_transition`). A move into Initialize is not notified:
+    /// the group's STOP comes from [`Notifier::stop`].
+    pub fn group_transition(&self, name: &str, t: &keeper_vrrp::GroupTransition) {
+        let state = match t.to {
+            State::Master => NotifyState::Master,
+            State::Backup => NotifyState::Backup,
+            State::Fault => NotifyState::Fault,
+            State::Initialize => return,
+        };
+        self.group(name, state);
+    }
+
+    /// Sync group `name` entered `state`.
     pub fn group(&self, name: &str, state: NotifyState) {
         let mut sh = self.lock();
         sh.group_state.insert(name.to_string(), state);

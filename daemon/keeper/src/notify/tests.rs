@@ -185,10 +185,37 @@ notify = "{s}"
     // Start: both members report BACKUP before the group has a state.
     n.instance("A", NotifyState::Backup, 100);
     n.instance("B", NotifyState::Backup, 100);
-    // A takes over; the coordinator moves the group, then B follows.
+    // A takes over; the group forces B (drained before the group's transition is polled, as
+    // keeper-vrrp's driver contract says), then the group's own notification.
+    let change = |name: &str, from, to, reason| StateChange {
+        instance: name.into(),
+        vrid: 51,
+        priority: 100,
+        transition: Transition { from, to, reason },
+        at: std::time::SystemTime::now(),
+    };
+    n.vrrp_change(&change(
+        "A",
+        State::Backup,
+        State::Master,
+        TransitionReason::MasterDown,
+    ));
+    n.vrrp_change(&change(
+        "B",
+        State::Backup,
+        State::Master,
+        TransitionReason::SyncGroup,
+    ));
+    n.group_transition(
+        "G",
+        &keeper_vrrp::GroupTransition {
+            from: State::Backup,
+            to: State::Master,
+            cause: Some(0),
+        },
+    );
+    // A member's own transition into the state its group already has is folded too.
     n.instance("A", NotifyState::Master, 100);
-    n.group("G", NotifyState::Master);
-    n.instance("B", NotifyState::Master, 100);
     wait_for("4 notifications", Duration::from_secs(10), || {
         log_lines(dir.path()).len() == 8
     })
