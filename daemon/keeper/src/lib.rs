@@ -6,3 +6,5 @@ pub mod logging;
 pub mod net;
 pub mod runtime;
 pub mod vrrp;
+// Notify scripts, notify_fifo and SMTP alerts (issue 5).
+pub mod notify;

@@ -49,6 +49,26 @@ pub const IMPLEMENTED: &[&str] = &[
     "vrrp_instance.*.garp_master_refresh",
     "vrrp_instance.*.garp_master_refresh_repeat",
     "vrrp_instance.*.higher_prio_send_advert",
+    // --- notify scripts, notify_fifo, SMTP alerts (notify/) ---
+    "global.notification_email",
+    "global.notification_email_from",
+    "global.smtp_server",
+    "global.smtp_helo_name",
+    "global.smtp_connect_timeout",
+    "global.smtp_alert",
+    "global.smtp_alert_vrrp",
+    "global.notify_fifo",
+    "global.notify_script_timeout",
+    "global.script_user",
+    "vrrp_instance.*.notify_master",
+    "vrrp_instance.*.notify_backup",
+    "vrrp_instance.*.notify_fault",
+    "vrrp_instance.*.notify_stop",
+    "vrrp_instance.*.notify",
+    "vrrp_instance.*.smtp_alert",
+    // vrrp_sync_group.*.{notify_master,notify_backup,notify_fault,notify_stop,notify,smtp_alert}
+    // are acted on once the sync-group coordinator calls `Notifier::group`.
+    // --- end of notify keys
 ];
 
 fn matches(pattern: &str, path: &[String]) -> bool {

@@ -256,6 +256,15 @@ impl Lab {
         self.spawn(node, cmd, log, Some(socket))
     }
 
+    /// Starts any program in `node` (its own process group, killed with the lab); stdout and
+    /// stderr go to `<name>.log` in the lab directory.
+    pub fn start_process(&mut self, node: &str, name: &str, args: &[&str]) -> usize {
+        let log = self.dir.path().join(format!("{name}.log"));
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns(node)]).args(args);
+        self.spawn(node, cmd, log, None)
+    }
+
     /// Starts keepalived (VRRP only) in `node` with a keepalived.conf text.
     pub fn start_keepalived(&mut self, node: &str, config: &str) -> usize {
         let d = self.dir.path();
