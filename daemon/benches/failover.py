@@ -75,8 +75,11 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("0.0.0.0", 7777))
 name = sys.argv[1].encode()
 while True:
-    data, addr = s.recvfrom(64)
-    s.sendto(data[:8] + name, addr)
+    try:
+        data, addr = s.recvfrom(64)
+        s.sendto(data[:8] + name, addr)
+    except OSError:
+        pass  # e.g. "network unreachable" while the link is down: keep answering after
 """
 
 
@@ -127,6 +130,10 @@ class Prober:
                     with self.lock:
                         self.replies.append((t, data[8:].decode(errors="replace")))
             except BlockingIOError:
+                pass
+            except OSError:
+                # An ICMP error (e.g. host unreachable while nobody holds the VIP) must not
+                # end the prober: it is part of the outage being measured.
                 pass
             time.sleep(0.0005)
 
@@ -382,6 +389,13 @@ def main():
                     rows.append(row)
                     print("| " + " | ".join(row) + " |", flush=True)
         prober.stop.set()
+    except Exception:
+        # What the lab looked like when it failed, for the report.
+        for node in ("a", "b", "client"):
+            print(f"--- {node}", file=sys.stderr)
+            for cmd in (["ip", "-4", "addr", "show", "dev", "eth0"], ["ip", "neigh"], ["sysctl", "-a", "--pattern", "arp_|promote"]):
+                print(sh("ip", "netns", "exec", ns(node), *cmd, check=False).stdout, file=sys.stderr)
+        raise
     finally:
         teardown()
     print()

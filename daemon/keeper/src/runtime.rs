@@ -8,8 +8,8 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::config::{self, Loaded};
 use crate::control::{self, InstanceView, Pending, Request, Response, Status};
 use crate::lvs::Lvs;
-use crate::vrrp::driver::{Driver, DriverError};
-use crate::vrrp::plan;
+use crate::notify::{Notifier, NotifyState};
+use crate::vrrp::driver::{Driver, DriverError, Setup};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -17,7 +17,12 @@ pub enum RuntimeError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Vrrp(#[from] DriverError),
+    #[error("notify scripts: {0}")]
+    Notify(String),
 }
+
+/// How long stop notifications (`notify_stop`, STOP mail) may take at shutdown.
+const NOTIFY_STOP_BOUND: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Runs until SIGTERM or SIGINT.
 pub fn run(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeError> {
@@ -31,8 +36,29 @@ async fn event_loop(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeE
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
-    let (plans, _) = plan::plan(&loaded.config);
-    let mut driver = Driver::start(plans).await?;
+    // --- notify (notify/): scripts, notify_fifo, SMTP alerts on state changes.
+    let notifier = Notifier::start(
+        &loaded.config,
+        Notifier::runner_for(&loaded.config).map_err(RuntimeError::Notify)?,
+    );
+    // --- end notify
+    let mut driver = Driver::start(Setup::from_config(&loaded.config)).await?;
+    // --- notify: the transitions `Driver::start` made before anyone could subscribe, then
+    // every later one through the broadcast (nothing runs between the two).
+    for s in driver.status() {
+        if let Some((at, transition)) = s.last_transition {
+            notifier.vrrp_change(&crate::vrrp::driver::StateChange {
+                instance: s.name.clone(),
+                vrid: s.vrid,
+                priority: s.priority,
+                transition,
+                at,
+            });
+        }
+    }
+    let mut changes = driver.subscribe();
+    let mut group_changes = driver.subscribe_groups();
+    // --- end notify
     let socket_path = loaded.config.global.control_socket.clone();
     let mut requests = control::serve(&socket_path).map_err(|e| {
         std::io::Error::new(
@@ -41,9 +67,9 @@ async fn event_loop(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeE
         )
     })?;
     let mut running = loaded;
-    // IPVS: a task of its own beside this loop, told about reloads and VRRP transitions.
-    let mut vrrp_changes = driver.subscribe();
+    // --- lvs: IPVS in a task of its own beside this loop, told about reloads and VRRP states.
     let lvs = Lvs::start(&running.config, vrrp_states(&driver));
+    // --- end lvs
     tracing::info!(
         instances = running.config.vrrp_instance.len(),
         virtual_servers = running.config.virtual_server.len(),
@@ -55,12 +81,40 @@ async fn event_loop(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeE
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {
-                reload(&config_path, &mut running, &lvs);
+                if reload(&config_path, &mut running, &mut driver).await.0 {
+                    notifier.reconfigure(&running.config);
+                    lvs.reload(&running.config);
+                    lvs.vrrp_states(vrrp_states(&driver));
+                }
                 continue;
             }
-            // Any transition (or a lag) sends the current states: nothing to lose.
-            _ = vrrp_changes.recv() => {
+            // notify: hand each state change over; this never waits for scripts or mail.
+            change = changes.recv() => {
+                // lvs: the sync daemon follows the states (a snapshot: a lag loses nothing).
                 lvs.vrrp_states(vrrp_states(&driver));
+                match change {
+                    Ok(c) => notifier.vrrp_change(&c),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => notifier.lagged(n),
+                    // The driver owns the sender and outlives this loop.
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => changes = driver.subscribe(),
+                }
+                continue;
+            }
+            change = group_changes.recv() => {
+                match change {
+                    Ok(g) => {
+                        if let Some(state) = match g.to {
+                            keeper_vrrp::State::Master => Some(NotifyState::Master),
+                            keeper_vrrp::State::Backup => Some(NotifyState::Backup),
+                            keeper_vrrp::State::Fault => Some(NotifyState::Fault),
+                            keeper_vrrp::State::Initialize => None,
+                        } {
+                            notifier.group(&g.group, state);
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => notifier.lagged(n),
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => group_changes = driver.subscribe_groups(),
+                }
                 continue;
             }
             Some(Pending { request, reply }) = requests.recv() => {
@@ -71,11 +125,16 @@ async fn event_loop(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeE
                         vrrp_malformed: driver.malformed,
                     }),
                     Request::Reload => {
-                        let (ok, message) = reload(&config_path, &mut running, &lvs);
+                        let (ok, message) = reload(&config_path, &mut running, &mut driver).await;
+                        if ok {
+                            notifier.reconfigure(&running.config);
+                            lvs.reload(&running.config);
+                            lvs.vrrp_states(vrrp_states(&driver));
+                        }
                         Response::Reloaded { ok, message }
                     }
                     Request::Ipvs => {
-                        // Read on a connection of its own, off this loop.
+                        // lvs: read on a connection of its own, off this loop.
                         tokio::spawn(async move {
                             let response = match crate::lvs::read_kernel().await {
                                 Ok(view) => Response::Ipvs(Box::new(view)),
@@ -93,7 +152,15 @@ async fn event_loop(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeE
         driver.process(input).await;
     }
     tracing::info!("keeperd stopping: releasing virtual addresses");
+    let stopping: Vec<(String, u8)> = driver
+        .status()
+        .into_iter()
+        .map(|s| (s.name, s.priority))
+        .collect();
     driver.shutdown().await;
+    // notify: STOP notifications after the VIPs are released (failover first), bounded.
+    notifier.stop(&stopping, NOTIFY_STOP_BOUND).await;
+    // lvs: stop the sync daemon; the table stays unless lvs_flush_on_stop.
     lvs.shutdown(std::time::Duration::from_secs(10)).await;
     let _ = std::fs::remove_file(&socket_path);
     Ok(())
@@ -102,24 +169,22 @@ async fn event_loop(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeE
 /// Parses and validates first; an invalid configuration keeps the running one. Applying
 /// differences without disturbing running instances is not implemented yet: a changed VRRP
 /// configuration is logged and needs a restart.
-fn reload(config_path: &std::path::Path, running: &mut Loaded, lvs: &Lvs) -> (bool, String) {
+async fn reload(
+    config_path: &std::path::Path,
+    running: &mut Loaded,
+    driver: &mut Driver,
+) -> (bool, String) {
     match config::load(config_path, std::env::vars()) {
         Ok(new) => {
             for w in &new.warnings {
                 tracing::warn!("{w}");
             }
-            let message = if new.config.vrrp_instance != running.config.vrrp_instance
-                || new.config.global != running.config.global
-            {
-                "reload: VRRP changes are not applied by reload yet (accepted, not implemented); restart keeperd to apply them"
-            } else {
-                "configuration reloaded; nothing to change"
-            };
-            tracing::warn!("{message}");
-            // IPVS applies reloads: only the differences reach the kernel.
-            lvs.reload(&new.config);
+            // Only the differences are applied: unchanged instances are not touched.
+            driver.reload(Setup::from_config(&new.config)).await;
             *running = new;
-            (true, message.to_string())
+            let message = "configuration reloaded".to_string();
+            tracing::info!("{message}");
+            (true, message)
         }
         Err(errors) => {
             for e in &errors {

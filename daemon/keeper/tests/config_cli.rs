@@ -230,10 +230,10 @@ fn accepted_but_not_implemented_keys_are_reported() {
         "keeper.toml",
         &format!("{BASE}\n[global.lvs_timeouts]\ntcp = 900\n"),
     );
-    let out = keeperd(&f, &[("KEEPER_GLOBAL__SMTP_HELO_NAME", "x")], "--check");
+    let out = keeperd(&f, &[("KEEPER_GLOBAL__VRRP_NO_SWAP", "true")], "--check");
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("global.smtp_helo_name: accepted, not implemented")
+        stderr(&out).contains("global.vrrp_no_swap: accepted, not implemented")
             && !stderr(&out).contains("global.lvs_timeouts.tcp: accepted"),
         "{}",
         stderr(&out)

@@ -12,7 +12,8 @@
 #   OUTDIR/inner.log.
 # Needs: qemu-system-x86, busybox-static, cpio; ipvsadm and strace are included when installed.
 # Environment: VM_TOOLS="ip keepalived ..." adds more host commands (with their libraries) to
-# /sbin; VM_MEM (default 256M), VM_SMP (default 1), VM_TIMEOUT (default 300 s).
+# /sbin; VM_MEM (default 256M), VM_SMP (default 1), VM_CPU (QEMU -cpu, default max),
+# VM_TIMEOUT (default 300 s).
 # The Debian cloud kernel is fetched with apt-get download into KERNEL_CACHE when missing.
 # No NIC: nothing leaves the VM. Temporary files live in a mktemp dir removed at exit; the VM
 # runs under `timeout` in its own process group.
@@ -82,7 +83,7 @@ INIT
 chmod +x "$root/init"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/initrd.gz"
 
-setsid timeout -k 5 "${VM_TIMEOUT:-300}" qemu-system-x86_64 -accel tcg,tb-size=64 -cpu max -m "${VM_MEM:-256M}" -smp "${VM_SMP:-1}" \
+setsid timeout -k 5 "${VM_TIMEOUT:-300}" qemu-system-x86_64 -accel tcg,tb-size=64 -cpu "${VM_CPU:-max}" -m "${VM_MEM:-256M}" -smp "${VM_SMP:-1}" \
   -nographic -no-reboot -nodefaults -display none \
   -kernel "$kernel" -initrd "$work/initrd.gz" -append "console=ttyS0 quiet panic=-1" \
   -serial "file:$work/console.log" -serial "file:$work/out.b64" </dev/null >/dev/null 2>&1 || true

@@ -80,6 +80,8 @@ pub fn validate(cfg: &Config) -> Vec<Finding> {
     check_sync_groups(&mut c, cfg, &families);
     check_scripts(&mut c, cfg);
     check_virtual_servers(&mut c, cfg);
+    // Notify script lines and timeout (notify/mod.rs).
+    c.findings.extend(crate::notify::check(cfg));
     c.findings
 }
 
