@@ -78,6 +78,10 @@ fn main() -> ExitCode {
         return usage();
     }
     let start = Instant::now();
+    // Wall clock of the event, to place it among a daemon's log lines.
+    if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        eprintln!("ipvs-poll: t0 {:.6}", t.as_secs_f64());
+    }
     if let Some((pid, sig)) = signal {
         // SAFETY: kill(2) with plain integers.
         if unsafe { kill(pid, sig) } != 0 {
