@@ -140,7 +140,10 @@ pub fn is_implemented(path: &[String]) -> bool {
         let mut index = Index::new();
         for p in IMPLEMENTED {
             let first = p.split('.').next().unwrap_or_default();
-            index.entry((first, p.split('.').count())).or_default().push(p);
+            index
+                .entry((first, p.split('.').count()))
+                .or_default()
+                .push(p);
         }
         index
     });
