@@ -421,19 +421,56 @@ fn plan_virtual_server(
     let lb_kind = forward(vs.lb_kind);
 
     // Real servers first: a firewall mark's family may come from them.
-    let mut real_servers = Vec::new();
+    let mut real_servers: Vec<RealServerPlan> = Vec::new();
     for (rname, rs) in &vs.real_server {
         // Missing or out-of-range values were reported by validation; skip the server.
         let Some(addr) = rs.ip else { continue };
-        let port = match rs.port.or(vs.port) {
+        let fwd = rs.lb_kind.map_or(lb_kind, forward);
+        let mut port = match rs.port.or(vs.port) {
             Some(p) => Some(u16::try_from(p).ok()?),
             None => None,
         };
+        // DR and TUN deliver packets unchanged, to the virtual server's port: keepalived resets
+        // another port (with a warning), so does keeper.
+        if let (Some(p), Some(vp), true) = (port, vs.port, fwd != ForwardMethod::Masq)
+            && i64::from(p) != vp
+            && vs.fwmark.is_none()
+        {
+            notes.warn(
+                {
+                    let mut k = at("real_server");
+                    k.extend([rname.clone(), "port".to_string()]);
+                    k
+                },
+                format!(
+                    "{} forwarding reaches the real server on the virtual server's port {vp}: port {p} ignored (as keepalived)",
+                    if fwd == ForwardMethod::Route { "DR" } else { "TUN" }
+                ),
+            );
+            port = u16::try_from(vp).ok();
+        }
+        if let Some(other) = real_servers
+            .iter()
+            .find(|r| r.addr == addr && r.port == port)
+        {
+            notes.error(
+                {
+                    let mut k = at("real_server");
+                    k.push(rname.clone());
+                    k
+                },
+                format!(
+                    "real server {:?} is already {addr} on that port",
+                    other.name
+                ),
+            );
+            return None;
+        }
         real_servers.push(RealServerPlan {
             name: rname.clone(),
             addr,
             port,
-            forward: rs.lb_kind.map_or(lb_kind, forward),
+            forward: fwd,
             weight: clamp_u32(rs.weight),
             upper_threshold: clamp_u32(rs.uthreshold.unwrap_or(0)),
             lower_threshold: clamp_u32(rs.lthreshold.unwrap_or(0)),
@@ -847,6 +884,42 @@ mod tests {
         );
         assert!(b.inhibit_on_failure && b.has_checker);
         assert_eq!((vs.quorum, vs.hysteresis), (1, 0));
+    }
+
+    #[test]
+    fn dr_and_tun_real_servers_use_the_virtual_servers_port_like_keepalived() {
+        let (plan, notes) = plan_of(&cfg(r#"
+            [virtual_server.web]
+            ip = "10.0.0.1"
+            port = 80
+            lb_kind = "DR"
+            [virtual_server.web.real_server.a]
+            ip = "10.0.0.21"
+            port = 8080
+            [virtual_server.web.real_server.nat]
+            ip = "10.0.0.22"
+            port = 8080
+            lb_kind = "NAT"
+        "#));
+        let rs = &plan.virtual_servers[0].real_servers;
+        assert_eq!((rs[0].port, rs[1].port), (Some(80), Some(8080)));
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert_eq!(notes[0].path.join("."), "virtual_server.web.real_server.a.port");
+        // Two servers that become the same destination are refused.
+        let (plan, notes) = plan_of(&cfg(r#"
+            [virtual_server.web]
+            ip = "10.0.0.1"
+            port = 80
+            lb_kind = "DR"
+            [virtual_server.web.real_server.a]
+            ip = "10.0.0.21"
+            port = 8000
+            [virtual_server.web.real_server.b]
+            ip = "10.0.0.21"
+            port = 8001
+        "#));
+        assert!(plan.virtual_servers.is_empty());
+        assert_eq!(errors(&notes).len(), 1, "{notes:?}");
     }
 
     #[test]
