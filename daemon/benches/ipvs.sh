@@ -29,6 +29,7 @@ VM_TOOLS="keepalived ip" VM_SMP=${VM_SMP:-2} VM_MEM=${VM_MEM:-1G} VM_TIMEOUT=${V
   "$top/daemon/ipvs/tests/vm/run-in-vm.sh" "$work/out" "$here/ipvs-inner.sh" \
   "$work/keeperd" "$work/keeperctl" "$work/ipvs-poll" "$work"/gen/* >"$work/vm.log" 2>&1 || true
 grep -E '^(RESULT|FAIL)' "$work/vm.log" | tee "$work/results" || true
+grep -E '^RSS' "$work/vm.log" | awk '{s[$2]+=$3; n[$2]++} END {for (i in s) printf "RSS %s: %.1f MB (mean of %d)\n", i, s[i]/n[i]/1024, n[i]}' || true
 if grep -q '^FAIL' "$work/results" || ! grep -q '^RESULT' "$work/results"; then
   tail -20 "$work/vm.log"; exit 1
 fi
