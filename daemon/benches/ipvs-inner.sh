@@ -40,7 +40,7 @@ run_keeperd() {
   # Idle before the reload: its control socket answers, and a second more.
   until keeperctl status >/dev/null 2>&1; do sleep 0.1; done
   sleep 1
-  echo "RSS keeperd $(sed -n 's/^VmRSS: *\([0-9]*\) kB/\1/p' /proc/$pid/status)"
+  echo "RSS keeperd $(awk '/^VmRSS/ {print $2}' /proc/$pid/status)"
   cp $X/keeper-reload.toml /etc/keeper/keeper.toml
   echo "mark keeperd reload $1" >>"$O/poll.log"
   ms=$(in_ns ipvs-poll --contains "$LINE" --timeout-ms "$TMO" --signal "$pid" HUP 2>>"$O/poll.log") \
@@ -59,7 +59,7 @@ run_keepalived() {
   sleep 2
   pid=$(cat /run/ka.pid)
   rss=0; for p in $pid $(cat /run/ka-c.pid); do
-    rss=$((rss + $(sed -n 's/^VmRSS: *\([0-9]*\) kB/\1/p' /proc/$p/status)))
+    rss=$((rss + $(awk '/^VmRSS/ {print $2}' /proc/$p/status)))
   done
   echo "RSS keepalived $rss"
   cp $X/keepalived-reload.conf /etc/keepalived/keepalived.conf
