@@ -904,7 +904,10 @@ mod tests {
         let rs = &plan.virtual_servers[0].real_servers;
         assert_eq!((rs[0].port, rs[1].port), (Some(80), Some(8080)));
         assert_eq!(notes.len(), 1, "{notes:?}");
-        assert_eq!(notes[0].path.join("."), "virtual_server.web.real_server.a.port");
+        assert_eq!(
+            notes[0].path.join("."),
+            "virtual_server.web.real_server.a.port"
+        );
         // Two servers that become the same destination are refused.
         let (plan, notes) = plan_of(&cfg(r#"
             [virtual_server.web]
@@ -1161,6 +1164,22 @@ mod tests {
         );
         assert!(vs.sorry_server_inhibit);
         assert_eq!((vs.quorum, vs.hysteresis), (3, 1));
+    }
+
+    #[test]
+    fn lvs_flush_on_stop_takes_keepalived_forms() {
+        use crate::config::schema::FlushOnStop;
+        for (text, want) in [
+            ("false", FlushOnStop::No),
+            ("true", FlushOnStop::All),
+            ("\"ALL\"", FlushOnStop::All),
+            ("\"VS\"", FlushOnStop::Vs),
+        ] {
+            let c = cfg(&format!("[global]\nlvs_flush_on_stop = {text}\n"));
+            assert_eq!(c.global.lvs_flush_on_stop, want, "{text}");
+        }
+        assert!(toml::from_str::<Config>("[global]\nlvs_flush_on_stop = \"maybe\"\n").is_err());
+        assert_eq!(cfg("").global.lvs_flush_on_stop, FlushOnStop::No);
     }
 
     const INSTANCE: &str = r#"

@@ -230,6 +230,14 @@ impl Actor {
                     tracing::error!("{}: {}", crate::config::display_path(&n.path), n.message);
                 }
                 self.uses_ipvs = plan.uses_ipvs(&cfg);
+                // Verdicts of real servers that left the configuration are forgotten: one
+                // added back later under the same name starts afresh.
+                self.health.retain(|id, _| {
+                    plan.virtual_servers.iter().any(|v| {
+                        v.name == id.virtual_server
+                            && v.real_servers.iter().any(|r| r.name == id.real_server)
+                    })
+                });
                 self.plan = plan;
                 self.global = cfg.global;
                 work.table = true;
