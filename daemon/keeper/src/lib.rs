@@ -6,3 +6,9 @@ pub mod logging;
 pub mod net;
 pub mod runtime;
 pub mod vrrp;
+// Hardened runtime (issue 10): privileges, scripts, systemd, metrics, stop.
+pub mod launcher;
+pub mod metrics;
+pub mod privilege;
+pub mod shutdown;
+pub mod systemd;
