@@ -41,6 +41,10 @@ const OUTPUT_GRACE: Duration = Duration::from_millis(200);
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// The launcher's fd for its end of the socketpair.
 const LAUNCHER_FD: i32 = 3;
+/// How long past a script's timeout the daemon waits for the launcher's answer.
+const ANSWER_GRACE: Duration = Duration::from_secs(5);
+/// Bound on the launcher's instructions.
+const MAX_HELLO: usize = 1 << 20;
 
 /// A script to run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -489,8 +493,14 @@ impl LauncherClient {
             .send((req, tx))
             .await
             .map_err(|_| ScriptError::LauncherGone("not running".into()))?;
-        rx.await
-            .map_err(|_| ScriptError::LauncherGone("no answer".into()))?
+        // The launcher enforces the timeout; this only guards against a launcher that hangs.
+        match tokio::time::timeout(script.timeout + ANSWER_GRACE, rx).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(ScriptError::LauncherGone("no answer".into())),
+            Err(_) => Err(ScriptError::LauncherGone(format!(
+                "no answer {ANSWER_GRACE:?} after the script's timeout"
+            ))),
+        }
     }
 }
 
@@ -564,7 +574,7 @@ pub enum LauncherError {
 /// `keeperd --script-launcher`: reads its instructions from fd 3, drops to the daemon's user
 /// with CAP_SETUID, CAP_SETGID and CAP_KILL, and serves until the daemon closes the socket.
 pub fn launcher_main() -> Result<(), LauncherError> {
-    use std::io::BufRead;
+    use std::io::Read;
     use std::os::fd::FromRawFd;
     let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: fstat(2) on a raw fd number (EBADF if closed) into a properly sized buffer.
@@ -578,13 +588,23 @@ pub fn launcher_main() -> Result<(), LauncherError> {
     }
     // SAFETY: fd 3 was checked to be an open socket, which this process owns from here on.
     let sock = unsafe { std::os::unix::net::UnixStream::from_raw_fd(LAUNCHER_FD) };
-    let mut reader = std::io::BufReader::new(sock);
-    let mut line = String::new();
-    reader
-        .read_line(&mut line)
-        .map_err(|e| LauncherError::Hello(e.to_string()))?;
+    // Byte by byte: a buffered reader could swallow the first request behind the hello.
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        match (&sock).read(&mut byte) {
+            Ok(0) => return Err(LauncherError::Hello("end of file".into())),
+            Ok(_) if byte[0] == b'\n' => break,
+            Ok(_) => line.push(byte[0]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(LauncherError::Hello(e.to_string())),
+        }
+        if line.len() > MAX_HELLO {
+            return Err(LauncherError::Hello("longer than 1 MiB".into()));
+        }
+    }
     let hello: Hello =
-        serde_json::from_str(&line).map_err(|e| LauncherError::Hello(e.to_string()))?;
+        serde_json::from_slice(&line).map_err(|e| LauncherError::Hello(e.to_string()))?;
     let parent = nix::unistd::getppid();
     let dropped = privilege::drop_privileges(&hello.account, privilege::LAUNCHER_CAPS)?;
     // Set after the uid change, which clears it. A daemon killed outright takes the launcher.
@@ -594,7 +614,6 @@ pub fn launcher_main() -> Result<(), LauncherError> {
     }
     let _ = nix::sys::prctl::set_name(c"keeperd-launch");
     privilege::log_dropped("the script launcher", &dropped, privilege::LAUNCHER_CAPS);
-    let sock = reader.into_inner();
     sock.set_nonblocking(true)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

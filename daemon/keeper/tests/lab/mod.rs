@@ -52,18 +52,55 @@ impl Drop for Daemon {
 }
 
 pub fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    out
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
 pub fn ok(cmd: &mut Command) -> String {
     let out = run(cmd);
-    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn ip(args: &[&str]) -> String {
     ok(Command::new("ip").args(args))
+}
+
+static USERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Creates a system user (and its group) if missing, optionally in `group` (created too).
+/// Tests that need users say so: this changes the machine's user database.
+pub fn ensure_user(name: &str, group: Option<&str>) {
+    let _held = USERS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(g) = group
+        && !run(Command::new("getent").args(["group", g]))
+            .status
+            .success()
+    {
+        eprintln!("creating test group {g}");
+        ok(Command::new("groupadd").args(["--system", g]));
+    }
+    if !run(Command::new("id").arg(name)).status.success() {
+        eprintln!("creating test user {name}");
+        let mut cmd = Command::new("useradd");
+        cmd.args([
+            "--system",
+            "--no-create-home",
+            "--user-group",
+            "--shell",
+            "/usr/sbin/nologin",
+        ]);
+        if let Some(g) = group {
+            cmd.args(["--groups", g]);
+        }
+        ok(cmd.arg(name));
+    } else if let Some(g) = group {
+        ok(Command::new("usermod").args(["--append", "--groups", g, name]));
+    }
 }
 
 /// Polls `cond` every 5 ms until it holds or `timeout` passes; returns the time it took.
@@ -86,37 +123,84 @@ impl Lab {
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         let prefix = format!("kt{}x{n}", std::process::id());
         let net = 100 + (n % 100) as u8;
+        // keeperd started as root switches to its user (default `keeper`), which must exist
+        // and read the lab's files: configurations are re-read at reload.
+        ensure_user("keeper", None);
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("chmod lab dir");
         let lab = Lab {
             prefix: prefix.clone(),
             net,
             nodes: nodes.iter().map(|s| s.to_string()).collect(),
-            dir: tempfile::tempdir().expect("tempdir"),
+            dir,
             daemons: Vec::new(),
         };
         let lan = lab.lan();
         ip(&["netns", "add", &lan]);
-        ip(&["-n", &lan, "link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0"]);
+        ip(&[
+            "-n",
+            &lan,
+            "link",
+            "add",
+            "br0",
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "forward_delay",
+            "0",
+        ]);
         ip(&["-n", &lan, "link", "set", "br0", "up"]);
         for (i, node) in nodes.iter().enumerate() {
             let ns = lab.ns(node);
             ip(&["netns", "add", &ns]);
             let port = format!("p-{node}");
-            ip(&["-n", &lan, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns]);
+            ip(&[
+                "-n", &lan, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns",
+                &ns,
+            ]);
             ip(&["-n", &lan, "link", "set", &port, "master", "br0", "up"]);
             ip(&["-n", &ns, "link", "set", "eth0", "address", &lab.mac(i)]);
-            ip(&["-n", &ns, "addr", "add", &format!("{}/24", lab.v4(i)), "dev", "eth0"]);
-            ip(&["-n", &ns, "addr", "add", &format!("{}/64", lab.v6(i)), "dev", "eth0", "nodad"]);
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{}/24", lab.v4(i)),
+                "dev",
+                "eth0",
+            ]);
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{}/64", lab.v6(i)),
+                "dev",
+                "eth0",
+                "nodad",
+            ]);
             ip(&["-n", &ns, "link", "set", "lo", "up"]);
             ip(&["-n", &ns, "link", "set", "eth0", "up"]);
         }
         // Link-local addresses come up with DAD; wait until usable (IPv6 adverts need them).
         for node in nodes {
             let ns = lab.ns(node);
-            wait_until("IPv6 link-local address ready", Duration::from_secs(10), || {
-                let out = run(Command::new("ip").args(["-n", &ns, "-6", "addr", "show", "dev", "eth0", "scope", "link"]));
-                let text = String::from_utf8_lossy(&out.stdout);
-                text.contains("inet6") && !text.contains("tentative")
-            });
+            wait_until(
+                "IPv6 link-local address ready",
+                Duration::from_secs(10),
+                || {
+                    let out = run(Command::new("ip").args([
+                        "-n", &ns, "-6", "addr", "show", "dev", "eth0", "scope", "link",
+                    ]));
+                    let text = String::from_utf8_lossy(&out.stdout);
+                    text.contains("inet6") && !text.contains("tentative")
+                },
+            );
         }
         lab
     }
@@ -130,7 +214,10 @@ impl Lab {
     }
 
     fn index(&self, node: &str) -> usize {
-        self.nodes.iter().position(|n| n == node).unwrap_or_else(|| panic!("no node {node}"))
+        self.nodes
+            .iter()
+            .position(|n| n == node)
+            .unwrap_or_else(|| panic!("no node {node}"))
     }
 
     pub fn mac(&self, i: usize) -> String {
@@ -164,32 +251,50 @@ impl Lab {
 
     /// Runs a command inside `node`.
     pub fn exec(&self, node: &str, args: &[&str]) -> Output {
-        run(Command::new("ip").args(["netns", "exec", &self.ns(node)]).args(args))
+        run(Command::new("ip")
+            .args(["netns", "exec", &self.ns(node)])
+            .args(args))
     }
 
     /// Whether `addr` is configured on `node`'s eth0.
     pub fn has_addr(&self, node: &str, addr: &str) -> bool {
-        let out = run(Command::new("ip").args(["-n", &self.ns(node), "addr", "show", "dev", "eth0"]));
+        let out =
+            run(Command::new("ip").args(["-n", &self.ns(node), "addr", "show", "dev", "eth0"]));
         let ip: IpAddr = addr.parse().expect("address");
-        String::from_utf8_lossy(&out.stdout).split_whitespace().any(|w| w.split('/').next() == Some(&ip.to_string()))
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .any(|w| w.split('/').next() == Some(&ip.to_string()))
     }
 
     /// Which nodes hold `addr`.
     pub fn holders(&self, addr: &str) -> Vec<String> {
-        self.nodes.iter().filter(|n| self.has_addr(n, addr)).cloned().collect()
+        self.nodes
+            .iter()
+            .filter(|n| self.has_addr(n, addr))
+            .cloned()
+            .collect()
     }
 
     /// Starts keeperd in `node` with `config` (a `[global] control_socket` is added).
     pub fn start_keeperd(&mut self, node: &str, config: &str) -> usize {
         let path = self.dir.path().join(format!("{node}.toml"));
         let socket = self.dir.path().join(format!("{node}.sock"));
-        let text = format!("[global]\ncontrol_socket = {:?}\n{config}", socket.display().to_string());
+        let text = format!(
+            "[global]\ncontrol_socket = {:?}\n{config}",
+            socket.display().to_string()
+        );
         std::fs::write(&path, text).expect("write config");
         let log = self.dir.path().join(format!("{node}-keeperd.log"));
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.ns(node), env!("CARGO_BIN_EXE_keeperd"), "--config"])
-            .arg(&path)
-            .env("RUST_LOG", "debug");
+        cmd.args([
+            "netns",
+            "exec",
+            &self.ns(node),
+            env!("CARGO_BIN_EXE_keeperd"),
+            "--config",
+        ])
+        .arg(&path)
+        .env("RUST_LOG", "debug");
         self.spawn(node, cmd, log, Some(socket))
     }
 
@@ -200,19 +305,51 @@ impl Lab {
         std::fs::write(&conf, config).expect("write config");
         let log = d.join(format!("{node}-keepalived.log"));
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.ns(node), "keepalived", "-n", "-l", "-D", "-P", "-f"]).arg(&conf);
-        for (flag, name) in [("-p", "pid"), ("-r", "vrrp.pid"), ("-c", "checkers.pid"), ("-b", "bfd.pid")] {
-            cmd.arg(flag).arg(d.join(format!("{node}-keepalived-{name}")));
+        cmd.args([
+            "netns",
+            "exec",
+            &self.ns(node),
+            "keepalived",
+            "-n",
+            "-l",
+            "-D",
+            "-P",
+            "-f",
+        ])
+        .arg(&conf);
+        for (flag, name) in [
+            ("-p", "pid"),
+            ("-r", "vrrp.pid"),
+            ("-c", "checkers.pid"),
+            ("-b", "bfd.pid"),
+        ] {
+            cmd.arg(flag)
+                .arg(d.join(format!("{node}-keepalived-{name}")));
         }
         self.spawn(node, cmd, log, None)
     }
 
-    fn spawn(&mut self, node: &str, mut cmd: Command, log: PathBuf, socket: Option<PathBuf>) -> usize {
+    /// Starts `cmd` (already wrapped in `ip netns exec` as needed) as a lab daemon.
+    pub fn spawn(
+        &mut self,
+        node: &str,
+        mut cmd: Command,
+        log: PathBuf,
+        socket: Option<PathBuf>,
+    ) -> usize {
         let file = std::fs::File::create(&log).expect("log file");
         let err = file.try_clone().expect("log file");
-        cmd.stdout(Stdio::from(file)).stderr(Stdio::from(err)).stdin(Stdio::null()).process_group(0);
+        cmd.stdout(Stdio::from(file))
+            .stderr(Stdio::from(err))
+            .stdin(Stdio::null())
+            .process_group(0);
         let child = cmd.spawn().expect("spawn");
-        self.daemons.push(Daemon { node: node.to_string(), child, log, socket });
+        self.daemons.push(Daemon {
+            node: node.to_string(),
+            child,
+            log,
+            socket,
+        });
         self.daemons.len() - 1
     }
 
@@ -232,7 +369,11 @@ impl Lab {
             if let Some(st) = self.daemons[id].child.try_wait().expect("wait") {
                 return st;
             }
-            assert!(start.elapsed() < timeout, "daemon did not exit within {timeout:?}:\n{}", self.log(id));
+            assert!(
+                start.elapsed() < timeout,
+                "daemon did not exit within {timeout:?}:\n{}",
+                self.log(id)
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -252,12 +393,20 @@ impl Lab {
 
     /// Waits until keeperd answers on its control socket.
     pub fn wait_ready(&self, id: usize) {
-        wait_until("keeperd control socket answers", Duration::from_secs(10), || self.status(id).is_some());
+        wait_until(
+            "keeperd control socket answers",
+            Duration::from_secs(10),
+            || self.status(id).is_some(),
+        );
     }
 
     /// The state of `instance` in keeperd `id` ("backup", "master", ...).
     pub fn state(&self, id: usize, instance: &str) -> Option<String> {
-        self.status(id)?.instances.into_iter().find(|i| i.name == instance).map(|i| i.state)
+        self.status(id)?
+            .instances
+            .into_iter()
+            .find(|i| i.name == instance)
+            .map(|i| i.state)
     }
 
     pub fn link_down(&self, node: &str) {
@@ -270,11 +419,26 @@ impl Lab {
 
     /// Cuts `node` off the LAN at the bridge (its own link stays up).
     pub fn partition(&self, node: &str) {
-        ip(&["-n", &self.lan(), "link", "set", &format!("p-{node}"), "nomaster"]);
+        ip(&[
+            "-n",
+            &self.lan(),
+            "link",
+            "set",
+            &format!("p-{node}"),
+            "nomaster",
+        ]);
     }
 
     pub fn heal(&self, node: &str) {
-        ip(&["-n", &self.lan(), "link", "set", &format!("p-{node}"), "master", "br0"]);
+        ip(&[
+            "-n",
+            &self.lan(),
+            "link",
+            "set",
+            &format!("p-{node}"),
+            "master",
+            "br0",
+        ]);
     }
 
     /// The MAC `node`'s neighbour table has for `addr`, if any (any state but FAILED).
@@ -282,7 +446,11 @@ impl Lab {
         let out = run(Command::new("ip").args(["-n", &self.ns(node), "neigh", "show", addr]));
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let words: Vec<&str> = text.split_whitespace().collect();
-        words.iter().position(|w| *w == "lladdr").and_then(|i| words.get(i + 1)).map(|s| s.to_string())
+        words
+            .iter()
+            .position(|w| *w == "lladdr")
+            .and_then(|i| words.get(i + 1))
+            .map(|s| s.to_string())
     }
 }
 
