@@ -19,8 +19,9 @@ use tokio::sync::mpsc;
 use super::plan::InstancePlan;
 use crate::config::syntax::VipSpec;
 use crate::net::announce::Announcer;
-use crate::net::rtnl::{LinkFacts, Rtnl, RtnlError, link_events};
+use crate::net::rtnl::{LinkFacts, PlacedRoute, Rtnl, RtnlError, link_events};
 use crate::net::timer::PreciseTimer;
+use crate::net::vmac::{self, SavedDevConf};
 use crate::net::vrrp_socket::{Received, VrrpSocket};
 
 #[derive(Debug, thiserror::Error)]
@@ -82,8 +83,13 @@ struct Running {
     plan: InstancePlan,
     ifindex: u32,
     link_up: bool,
+    /// The VMAC carrying the VIPs (`use_vmac`): its index and name.
+    vmac: Option<(u32, String)>,
+    /// Where adverts leave when not the shared socket of the interface (the VMAC).
+    sender: Option<Arc<VrrpSocket>>,
     /// Advertised VIPs followed by the excluded ones.
     vips: Vec<PlacedVip>,
+    routes: Vec<PlacedRoute>,
     core: Instance,
     last_transition: Option<(SystemTime, Transition)>,
 }
@@ -116,6 +122,8 @@ pub struct Driver {
     /// Packets the socket layer could not read (bad IP header).
     pub malformed: u64,
     changes: tokio::sync::broadcast::Sender<StateChange>,
+    /// Base interfaces whose ARP parameters a VMAC changed, to restore at stop.
+    protected: Vec<SavedDevConf>,
 }
 
 impl Driver {
@@ -128,8 +136,26 @@ impl Driver {
         let (tx, packets) = mpsc::channel(1024);
         let mut sockets: HashMap<(u32, Family), Arc<VrrpSocket>> = HashMap::new();
         let mut instances = Vec::new();
+        let mut protected: Vec<SavedDevConf> = Vec::new();
         for plan in plans {
-            let running = Self::resolve(&rtnl, plan).await?;
+            let mut running = Self::resolve(&rtnl, plan).await?;
+            if let Some((vmac_index, vmac_name)) = &running.vmac {
+                if !protected.iter().any(|p| p.ifindex == running.ifindex) {
+                    let saved = rtnl
+                        .protect_base(running.ifindex)
+                        .await
+                        .map_err(|message| DriverError::Instance {
+                            instance: running.plan.name.clone(),
+                            message,
+                        })?;
+                    protected.push(saved);
+                }
+                if !running.plan.vmac_xmit_base {
+                    let sock = VrrpSocket::open_sender(vmac_name, *vmac_index)
+                        .map_err(io_err(format!("opening the VRRP socket on {vmac_name}")))?;
+                    running.sender = Some(Arc::new(sock));
+                }
+            }
             let key = (running.ifindex, running.plan.family());
             if let std::collections::hash_map::Entry::Vacant(slot) = sockets.entry(key) {
                 let sock = VrrpSocket::open(
@@ -159,6 +185,7 @@ impl Driver {
             unmatched: 0,
             malformed: 0,
             changes: tokio::sync::broadcast::channel(256).0,
+            protected,
         };
         let now = Instant::now();
         for i in 0..driver.instances.len() {
@@ -220,6 +247,17 @@ impl Driver {
                 core.priority = 254;
             }
         }
+        // use_vmac: the VIPs live on a macvlan with the virtual router MAC.
+        let vmac = match &plan.vmac {
+            Some(name) => {
+                let index = rtnl
+                    .ensure_vmac(name, link.index, vmac::virtual_mac(plan.core.vrid, false))
+                    .await
+                    .map_err(&fail)?;
+                Some((index, name.clone()))
+            }
+            None => None,
+        };
         let mut vips = Vec::new();
         let mut iface_cache: HashMap<String, (u32, [u8; 6], Option<Ipv6Addr>)> = HashMap::new();
         let ll_of = |addrs: &[crate::net::rtnl::IfAddr]| {
@@ -229,8 +267,19 @@ impl Driver {
             })
         };
         iface_cache.insert(plan.interface.clone(), (link.index, mac, ll_of(&addrs)));
+        if let Some((index, name)) = &vmac {
+            iface_cache.insert(
+                name.clone(),
+                (*index, vmac::virtual_mac(plan.core.vrid, false), None),
+            );
+        }
         for spec in plan.vips.iter().chain(plan.excluded.iter()) {
-            let dev = spec.dev.clone().unwrap_or_else(|| plan.interface.clone());
+            // With a VMAC, addresses "on the interface" go on the VMAC, as in keepalived.
+            let default_dev = vmac.as_ref().map_or(&plan.interface, |(_, name)| name);
+            let dev = match &spec.dev {
+                Some(d) if *d != plan.interface => d.clone(),
+                _ => default_dev.clone(),
+            };
             let (ifindex, vmac, ll) = match iface_cache.get(&dev) {
                 Some(v) => *v,
                 None => {
@@ -257,10 +306,32 @@ impl Driver {
             tracing::warn!(instance = %plan.name, "accept mode off is not enforced: keeper writes no firewall rules, so the VIPs accept traffic");
         }
         let core = Instance::new(core).map_err(|e| fail(e.to_string()))?;
+        let mut routes = Vec::new();
+        for spec in &plan.routes {
+            let oif = match &spec.dev {
+                Some(dev) => Some(match iface_cache.get(dev) {
+                    Some(v) => v.0,
+                    None => {
+                        rtnl.link(dev)
+                            .await
+                            .map_err(|e| fail(format!("virtual route via {dev}: {e}")))?
+                            .index
+                    }
+                }),
+                None => None,
+            };
+            routes.push(PlacedRoute {
+                spec: spec.clone(),
+                oif,
+            });
+        }
         Ok(Running {
             ifindex: link.index,
             link_up: link.up,
+            vmac,
+            sender: None,
             vips,
+            routes,
             core,
             last_transition: None,
             plan,
@@ -332,11 +403,15 @@ impl Driver {
                             self.drain(i).await;
                         }
                         None => {
-                            tracing::trace!(src = %pkt.src, ?vrid, "VRRP packet for no configured instance")
+                            self.unmatched += 1;
+                            tracing::debug!(src = %pkt.src, ?vrid, "VRRP packet for no configured instance");
                         }
                     }
                 }
-                Err(e) => tracing::debug!(ifindex, "dropped a malformed VRRP packet: {e}"),
+                Err(e) => {
+                    self.malformed += 1;
+                    tracing::debug!(ifindex, "dropped a malformed VRRP packet: {e}");
+                }
             },
             Input::Link(facts) => {
                 for i in 0..self.instances.len() {
@@ -375,6 +450,19 @@ impl Driver {
             self.drain(i).await;
         }
         let _ = self.timer.set(None);
+        // As keepalived: the VMACs go, and the base interfaces get their ARP settings back.
+        for r in &self.instances {
+            if let Some((index, name)) = &r.vmac
+                && let Err(e) = self.rtnl.delete_link(*index).await
+            {
+                tracing::warn!(instance = %r.plan.name, "removing VMAC {name}: {e}");
+            }
+        }
+        for saved in &self.protected {
+            if let Err(e) = self.rtnl.restore_base(saved).await {
+                tracing::warn!("restoring ARP settings: {e}");
+            }
+        }
     }
 
     /// State changes from now on, in order. A subscriber that falls 256 changes behind gets
@@ -419,7 +507,11 @@ impl Driver {
             let r = &self.instances[i];
             match action {
                 Action::SendAdvert(out) => {
-                    let Some(sock) = self.sockets.get(&(r.ifindex, r.plan.family())) else {
+                    let Some(sock) = r
+                        .sender
+                        .as_ref()
+                        .or_else(|| self.sockets.get(&(r.ifindex, r.plan.family())))
+                    else {
                         continue;
                     };
                     for d in &out.datagrams {
@@ -434,8 +526,29 @@ impl Driver {
                             tracing::error!(instance = %r.plan.name, "{e}");
                         }
                     }
+                    // Routes may use the VIPs (as source or on their subnet): after them.
+                    for route in &r.routes {
+                        if let Err(e) = self.rtnl.add_route(route).await {
+                            tracing::error!(instance = %r.plan.name, "{e}");
+                        }
+                    }
+                    for rule in &r.plan.rules {
+                        if let Err(e) = self.rtnl.add_rule(rule).await {
+                            tracing::error!(instance = %r.plan.name, "{e}");
+                        }
+                    }
                 }
                 Action::RemoveVips => {
+                    for rule in &r.plan.rules {
+                        if let Err(e) = self.rtnl.remove_rule(rule).await {
+                            tracing::error!(instance = %r.plan.name, "{e}");
+                        }
+                    }
+                    for route in &r.routes {
+                        if let Err(e) = self.rtnl.remove_route(route).await {
+                            tracing::error!(instance = %r.plan.name, "{e}");
+                        }
+                    }
                     for v in &r.vips {
                         if let Err(e) = self.rtnl.remove(v.ifindex, &v.spec).await {
                             tracing::error!(instance = %r.plan.name, "{e}");

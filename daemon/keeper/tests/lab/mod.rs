@@ -1,6 +1,6 @@
 //! A namespace lab for tests that need root: one namespace holding a bridge, one namespace per
 //! node joined to it by a veth pair (`eth0` inside), fixed MACs, addresses 10.<net>.0.<11+i>/24
-//! and fd<net>::<11+i>/64, no default route, nothing linked to the host's interfaces. Every
+//! and fd00:<net>::<11+i>/64, no default route, nothing linked to the host's interfaces. Every
 //! process started through the lab runs in its own process group and is killed, and every
 //! namespace deleted, when the lab drops (also when a test fails).
 
@@ -29,6 +29,8 @@ pub struct Daemon {
     pub child: Child,
     pub log: PathBuf,
     pub socket: Option<PathBuf>,
+    /// keepalived forks children that may leave the process group.
+    pub keepalived: bool,
 }
 
 impl Daemon {
@@ -237,7 +239,7 @@ impl Lab {
     }
 
     pub fn v6(&self, i: usize) -> String {
-        format!("fd{}::{}", self.net, 11 + i)
+        format!("fd00:{}::{}", self.net, 11 + i)
     }
 
     /// The VIP of this lab (`.100`), IPv4 or IPv6.
@@ -246,7 +248,7 @@ impl Lab {
     }
 
     pub fn vip6(&self) -> String {
-        format!("fd{}::100", self.net)
+        format!("fd00:{}::100", self.net)
     }
 
     /// Runs a command inside `node`.
@@ -275,15 +277,12 @@ impl Lab {
             .collect()
     }
 
-    /// Starts keeperd in `node` with `config` (a `[global] control_socket` is added).
+    /// Starts keeperd in `node` with `config`; its control socket is set from the environment
+    /// (`KEEPER_GLOBAL__CONTROL_SOCKET`), so `config` may have its own `[global]`.
     pub fn start_keeperd(&mut self, node: &str, config: &str) -> usize {
         let path = self.dir.path().join(format!("{node}.toml"));
         let socket = self.dir.path().join(format!("{node}.sock"));
-        let text = format!(
-            "[global]\ncontrol_socket = {:?}\n{config}",
-            socket.display().to_string()
-        );
-        std::fs::write(&path, text).expect("write config");
+        std::fs::write(&path, config).expect("write config");
         let log = self.dir.path().join(format!("{node}-keeperd.log"));
         let mut cmd = Command::new("ip");
         cmd.args([
@@ -294,6 +293,7 @@ impl Lab {
             "--config",
         ])
         .arg(&path)
+        .env("KEEPER_GLOBAL__CONTROL_SOCKET", &socket)
         .env("RUST_LOG", "debug");
         self.spawn(node, cmd, log, Some(socket))
     }
@@ -301,9 +301,11 @@ impl Lab {
     /// Starts keepalived (VRRP only) in `node` with a keepalived.conf text.
     pub fn start_keepalived(&mut self, node: &str, config: &str) -> usize {
         let d = self.dir.path();
-        let conf = d.join(format!("{node}-keepalived.conf"));
+        // Files per start: a restarted keepalived must not meet its predecessor's pid files.
+        let tag = format!("{node}-{}", self.daemons.len());
+        let conf = d.join(format!("{tag}-keepalived.conf"));
         std::fs::write(&conf, config).expect("write config");
-        let log = d.join(format!("{node}-keepalived.log"));
+        let log = d.join(format!("{tag}-keepalived.log"));
         let mut cmd = Command::new("ip");
         cmd.args([
             "netns",
@@ -324,7 +326,7 @@ impl Lab {
             ("-b", "bfd.pid"),
         ] {
             cmd.arg(flag)
-                .arg(d.join(format!("{node}-keepalived-{name}")));
+                .arg(d.join(format!("{tag}-keepalived-{name}")));
         }
         self.spawn(node, cmd, log, None)
     }
@@ -343,12 +345,14 @@ impl Lab {
             .stderr(Stdio::from(err))
             .stdin(Stdio::null())
             .process_group(0);
+        let keepalived = format!("{cmd:?}").contains("keepalived");
         let child = cmd.spawn().expect("spawn");
         self.daemons.push(Daemon {
             node: node.to_string(),
             child,
             log,
             socket,
+            keepalived,
         });
         self.daemons.len() - 1
     }
@@ -357,9 +361,26 @@ impl Lab {
         &self.daemons[id]
     }
 
-    /// Sends `sig` to the daemon's whole process group (SIGKILL = a crash).
+    /// Sends `sig` to the daemon's whole process group (SIGKILL = a crash). keepalived's VRRP
+    /// child is not always in that group: on SIGKILL, every keepalived process in the node's
+    /// namespace dies too, so a crashed keepalived cannot keep advertising.
     pub fn signal(&mut self, id: usize, sig: i32) {
         self.daemons[id].kill_group(sig);
+        if sig == libc::SIGKILL && self.daemons[id].keepalived {
+            let ns = self.ns(&self.daemons[id].node);
+            let out = run(Command::new("ip").args(["netns", "pids", &ns]));
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                if String::from_utf8_lossy(&cmdline).contains("keepalived")
+                    && let Ok(pid) = pid.parse::<i32>()
+                {
+                    // SAFETY: kill(2) on a keepalived process inside this lab's namespace.
+                    unsafe {
+                        libc::kill(pid, libc::SIGKILL);
+                    }
+                }
+            }
+        }
     }
 
     /// Waits for the daemon to exit after a signal; returns its exit status.
@@ -479,5 +500,167 @@ impl Drop for Lab {
             eprintln!("lab {}: logs in {}", self.prefix, kept.display());
             let _ = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir")).keep();
         }
+    }
+}
+
+impl Lab {
+    /// Sends one hand-made IPv4 packet of protocol 112 from inside `node` (raw socket with our
+    /// own IP header, so the TTL can be wrong on purpose). The kernel fills the IP checksum.
+    pub fn inject_v4(&self, node: &str, src: &str, dst: &str, ttl: u8, payload: &[u8]) {
+        let ns_path = format!("/run/netns/{}", self.ns(node));
+        let (src, dst): (std::net::Ipv4Addr, std::net::Ipv4Addr) =
+            (src.parse().expect("src"), dst.parse().expect("dst"));
+        let mut pkt = vec![0u8; 20];
+        pkt[0] = 0x45;
+        pkt[1] = 0xc0;
+        let total = (20 + payload.len()) as u16;
+        pkt[2..4].copy_from_slice(&total.to_be_bytes());
+        pkt[8] = ttl;
+        pkt[9] = 112;
+        pkt[12..16].copy_from_slice(&src.octets());
+        pkt[16..20].copy_from_slice(&dst.octets());
+        pkt.extend_from_slice(payload);
+        // setns affects only the calling thread: do it in a thread of its own.
+        std::thread::spawn(move || {
+            let ns = std::fs::File::open(&ns_path).expect("netns file");
+            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            let sock = socket2::Socket::new(
+                socket2::Domain::IPV4,
+                socket2::Type::RAW,
+                Some(socket2::Protocol::from(libc::IPPROTO_RAW)),
+            )
+            .expect("raw socket");
+            sock.bind_device(Some(b"eth0")).expect("bind to eth0");
+            let to = socket2::SockAddr::from(std::net::SocketAddrV4::new(dst, 0));
+            sock.send_to(&pkt, &to).expect("send");
+        })
+        .join()
+        .expect("injector thread");
+    }
+}
+
+impl Lab {
+    /// Prepares FRR in `node` for a VRRPv3 router `vrid` serving `vip` (IPv4): the macvlan with
+    /// the virtual MAC 00:00:5e:00:01:VRID carrying the VIP (FRR protodowns it while backup;
+    /// keeperd needs none), and zebra. Returns zebra's daemon id.
+    pub fn start_frr_zebra(&mut self, node: &str, vrid: u8, vip: &str) -> usize {
+        let ns = self.ns(node);
+        let mvl = format!("vrrp4-2-{vrid}");
+        ip(&[
+            "-n", &ns, "link", "add", &mvl, "link", "eth0", "type", "macvlan", "mode", "bridge",
+        ]);
+        ip(&[
+            "-n",
+            &ns,
+            "link",
+            "set",
+            &mvl,
+            "address",
+            &format!("00:00:5e:00:01:{vrid:02x}"),
+        ]);
+        ip(&["-n", &ns, "addr", "add", &format!("{vip}/24"), "dev", &mvl]);
+        ip(&["-n", &ns, "link", "set", &mvl, "up"]);
+        // FRR's documentation asks for these on the base interface: without them the base
+        // answers ARP for the VIP (on the macvlan) with its own MAC, even while FRR is backup.
+        for (key, value) in [("arp_ignore", "1"), ("arp_announce", "2")] {
+            ok(Command::new("ip").args([
+                "netns",
+                "exec",
+                &ns,
+                "sysctl",
+                "-qw",
+                &format!("net.ipv4.conf.eth0.{key}={value}"),
+            ]));
+        }
+        let d = self.frr_dir(node);
+        std::fs::write(d.join("zebra.conf"), format!("hostname {node}\n")).expect("zebra.conf");
+        // FRR drops to user frr: its files must be the frr user's.
+        ok(Command::new("chown").args(["-R", "frr:frr"]).arg(&d));
+        let p = |f: &str| d.join(f).display().to_string();
+        let mut zebra = Command::new("ip");
+        zebra
+            .args([
+                "netns",
+                "exec",
+                &ns,
+                "/usr/lib/frr/zebra",
+                "-f",
+                &p("zebra.conf"),
+                "-i",
+                &p("zebra.pid"),
+            ])
+            .args([
+                "-z",
+                &p("zserv.api"),
+                "--vty_socket",
+                &p(""),
+                "--log",
+                &format!("file:{}", p("zebra.log")),
+            ]);
+        let z = self.spawn(node, zebra, d.join("zebra.out"), None);
+        let zserv = d.join("zserv.api");
+        wait_until("zebra's API socket", Duration::from_secs(10), || {
+            zserv.exists()
+        });
+        z
+    }
+
+    /// Starts FRR's vrrpd in `node` (after [`Lab::start_frr_zebra`]). Returns its daemon id.
+    pub fn start_frr_vrrpd(
+        &mut self,
+        node: &str,
+        vrid: u8,
+        prio: u8,
+        vip: &str,
+        advert_ms: u32,
+    ) -> usize {
+        let ns = self.ns(node);
+        let d = self.frr_dir(node);
+        let conf = d.join(format!("vrrpd-{}.conf", self.daemons.len()));
+        std::fs::write(
+            &conf,
+            format!(
+                "hostname {node}\ninterface eth0\n vrrp {vrid} version 3\n vrrp {vrid} priority {prio}\n vrrp {vrid} advertisement-interval {advert_ms}\n vrrp {vrid} ip {vip}\n"
+            ),
+        )
+        .expect("vrrpd.conf");
+        ok(Command::new("chown").args(["-R", "frr:frr"]).arg(&d));
+        let p = |f: &str| d.join(f).display().to_string();
+        let mut vrrpd = Command::new("ip");
+        vrrpd
+            .args(["netns", "exec", &ns, "/usr/lib/frr/vrrpd", "-f"])
+            .arg(&conf)
+            .args([
+                "-i",
+                &p("vrrpd.pid"),
+                "-z",
+                &p("zserv.api"),
+                "--vty_socket",
+                &p(""),
+            ])
+            .args(["--log", &format!("file:{}", p("vrrpd.log"))]);
+        let log = d.join(format!("vrrpd-{}.out", self.daemons.len()));
+        self.spawn(node, vrrpd, log, None)
+    }
+
+    fn frr_dir(&self, node: &str) -> PathBuf {
+        let d = self.dir.path().join(format!("frr-{node}"));
+        std::fs::create_dir_all(&d).expect("frr dir");
+        // The frr user must reach its files inside our private temporary directory.
+        ok(Command::new("chmod").args(["755"]).arg(self.dir.path()));
+        d
+    }
+
+    /// Whether FRR's macvlan for `vrid` is in protodown (FRR's BACKUP) on `node`.
+    pub fn frr_is_backup(&self, node: &str, vrid: u8) -> bool {
+        let out = run(Command::new("ip").args([
+            "-n",
+            &self.ns(node),
+            "-d",
+            "link",
+            "show",
+            &format!("vrrp4-2-{vrid}"),
+        ]));
+        String::from_utf8_lossy(&out.stdout).contains("protodown on")
     }
 }
