@@ -249,6 +249,14 @@ pub fn serve_with(path: &Path, access: Access) -> std::io::Result<mpsc::Receiver
 }
 
 async fn refuse(mut stream: UnixStream, uid: u32, group: String) {
+    // Read the request first (bounded), so that the client gets the answer rather than a
+    // broken pipe on its write.
+    let mut sink = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        BufReader::new((&mut stream).take(MAX_REQUEST as u64)).read_until(b'\n', &mut sink),
+    )
+    .await;
     let response = Response::Error {
         message: format!(
             "permission denied: uid {uid} is neither root, keeperd's user, nor in group {group}"
@@ -327,7 +335,12 @@ pub fn request(path: &PathBuf, request: &Request) -> std::io::Result<Response> {
     stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
     let mut line = serde_json::to_string(request).map_err(std::io::Error::other)?;
     line.push('\n');
-    stream.write_all(line.as_bytes())?;
+    // A refused client may find the socket closed under its write: the answer is still there.
+    if let Err(e) = stream.write_all(line.as_bytes())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        return Err(e);
+    }
     let mut answer = String::new();
     std::io::BufReader::new(stream).read_line(&mut answer)?;
     serde_json::from_str(&answer)

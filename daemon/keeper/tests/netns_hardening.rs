@@ -641,7 +641,7 @@ fn journald_gets_structured_fields() {
     assert_eq!(entry["KEEPER_REASON"], "master-down", "{entry:?}");
     assert_eq!(entry["KEEPER_PRIORITY"], "100", "{entry:?}");
     assert_eq!(
-        entry["PRIORITY"], "6",
+        entry["PRIORITY"], "5",
         "the log level stays the journal's own field: {entry:?}"
     );
     assert_eq!(entry["SYSLOG_IDENTIFIER"], "keeperd", "{entry:?}");
