@@ -637,8 +637,14 @@ fn set_round_robin(prio: libc::c_int) -> std::io::Result<()> {
             sched_priority: current.sched_priority,
         };
         // SAFETY: as above.
-        unsafe {
-            libc::sched_setscheduler(0, libc::SCHED_RR | libc::SCHED_RESET_ON_FORK, &keep);
+        let r = unsafe {
+            libc::sched_setscheduler(0, libc::SCHED_RR | libc::SCHED_RESET_ON_FORK, &keep)
+        };
+        if r != 0 {
+            tracing::warn!(
+                "SCHED_RR set by the service manager kept, but SCHED_RESET_ON_FORK could not be added ({}): scripts inherit real-time priority (set CPUSchedulingResetOnFork=yes)",
+                std::io::Error::last_os_error()
+            );
         }
         return Ok(());
     }

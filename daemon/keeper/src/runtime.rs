@@ -12,7 +12,7 @@ use crate::control::{self, InstanceView, Pending, Request, Response, Status};
 use crate::launcher::{self, ScriptRunner};
 use crate::metrics::{self, Metrics};
 use crate::privilege::{self, PrivilegeError};
-use crate::shutdown::{STOP_DEADLINE, ShutdownHooks};
+use crate::shutdown::{self, STOP_DEADLINE, ShutdownHooks};
 use crate::systemd::Notifier;
 use crate::vrrp::driver::{Driver, DriverError};
 use crate::vrrp::plan;
@@ -238,15 +238,13 @@ async fn stop(
         driver.shutdown().await;
         hooks.run(deadline).await
     };
-    let outcome = tokio::select! {
-        r = tokio::time::timeout_at(deadline, graceful) => match r {
-            Ok(skipped) if skipped.is_empty() => Ok(()),
-            Ok(skipped) => Err(format!("deadline of {STOP_DEADLINE:?} reached in {}", skipped.join(", "))),
-            Err(_) => Err(format!("deadline of {STOP_DEADLINE:?} reached releasing VRRP")),
-        },
-        _ = term.recv() => Err("second SIGTERM".to_string()),
-        _ = int.recv() => Err("second SIGINT".to_string()),
+    let second_signal = async {
+        tokio::select! {
+            _ = term.recv() => "second SIGTERM",
+            _ = int.recv() => "second SIGINT",
+        }
     };
+    let outcome = shutdown::bounded(graceful, deadline, second_signal).await;
     let _ = std::fs::remove_file(socket_path);
     match outcome {
         Ok(()) => {

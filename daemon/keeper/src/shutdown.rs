@@ -69,6 +69,24 @@ impl ShutdownHooks {
     }
 }
 
+/// Runs `graceful` (VRRP release, then the hooks; it returns the hooks it had to skip) until
+/// `deadline`, unless `interrupt` (a second SIGTERM/SIGINT) comes first. `Err` says why the stop
+/// was cut short.
+pub async fn bounded(
+    graceful: impl Future<Output = Vec<String>>,
+    deadline: Instant,
+    interrupt: impl Future<Output = &'static str>,
+) -> Result<(), String> {
+    tokio::select! {
+        r = tokio::time::timeout_at(deadline, graceful) => match r {
+            Ok(skipped) if skipped.is_empty() => Ok(()),
+            Ok(skipped) => Err(format!("stop deadline reached in {}", skipped.join(", "))),
+            Err(_) => Err("stop deadline reached releasing VRRP".to_string()),
+        },
+        why = interrupt => Err(why.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,6 +107,46 @@ mod tests {
         let skipped = hooks.run(Instant::now() + Duration::from_secs(1)).await;
         assert!(skipped.is_empty());
         assert_eq!(*log.borrow(), vec!["sync daemon", "ipvs flush"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_second_signal_or_the_deadline_cuts_the_stop_short() {
+        let start = Instant::now();
+        let deadline = start + STOP_DEADLINE;
+        // Finishes in time.
+        let quick = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Vec::new()
+        };
+        assert_eq!(
+            bounded(quick, deadline, std::future::pending()).await,
+            Ok(())
+        );
+        // Hangs; a second SIGTERM after 1 s forces the exit then.
+        let second = async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            "second SIGTERM"
+        };
+        let hung = std::future::pending::<Vec<String>>();
+        assert_eq!(
+            bounded(hung, deadline, second).await,
+            Err("second SIGTERM".into())
+        );
+        assert!(start.elapsed() < Duration::from_millis(1100));
+        // Hangs and nobody insists: the deadline forces it.
+        let hung = std::future::pending::<Vec<String>>();
+        let r = bounded(hung, deadline, std::future::pending()).await;
+        assert_eq!(r, Err("stop deadline reached releasing VRRP".into()));
+        assert_eq!(Instant::now(), deadline);
+        // A hook was skipped: reported by name.
+        let partial = async { vec!["ipvs flush".to_string()] };
+        let r = bounded(
+            partial,
+            Instant::now() + STOP_DEADLINE,
+            std::future::pending(),
+        )
+        .await;
+        assert_eq!(r, Err("stop deadline reached in ipvs flush".into()));
     }
 
     #[tokio::test(start_paused = true)]

@@ -722,3 +722,134 @@ fn sigterm_hands_over_at_once_with_a_priority_zero_advert() {
     );
     eprintln!("SIGTERM handover: backup holds the VIP {took:?} after the signal");
 }
+
+/// CAP_SYS_RESOURCE's bit.
+const CAP_SYS_RESOURCE: u64 = 1 << 24;
+
+fn metric(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn realtime_locked_memory_and_metrics_set_up_before_the_drop() {
+    ensure_user(DAEMON_USER, None);
+    ensure_user(SCRIPT_USER, None);
+    let uid = id_of("-u", DAEMON_USER);
+    let mut lab = Lab::new(&["d"]);
+    // Port 965: below 1024, bound before the drop (keeperd keeps no CAP_NET_BIND_SERVICE).
+    let global = format!(
+        "user = {DAEMON_USER:?}\nscript_user = {SCRIPT_USER:?}\nvrrp_rt_priority = 10\nvrrp_no_swap = true\nmetrics_listen = \"127.0.0.1:965\""
+    );
+    let body = instance(&lab, 51, 100);
+    let s = start(&mut lab, "d", &global, &body, &[], &[]);
+    lab.wait_ready(s.id);
+    let pid = lab.daemon(s.id).pid();
+    // SAFETY: sched_getscheduler(2) on a pid.
+    let policy = unsafe { libc::sched_getscheduler(pid as i32) };
+    assert_eq!(
+        policy,
+        libc::SCHED_RR | libc::SCHED_RESET_ON_FORK,
+        "keeperd's policy"
+    );
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let after_comm: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r.split_whitespace().collect())
+        .unwrap_or_default();
+    // Field 40 (rt_priority), counted from field 3 (state) after the command name.
+    assert_eq!(after_comm.get(40 - 3).copied(), Some("10"), "{stat}");
+    let launcher = launcher_of(pid, uid);
+    // SAFETY: as above.
+    let policy = unsafe { libc::sched_getscheduler(launcher as i32) };
+    assert_eq!(
+        policy,
+        libc::SCHED_OTHER,
+        "the launcher (and so scripts) runs at normal priority"
+    );
+    let st = proc_status(pid);
+    let locked: u64 = st["VmLck"]
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()
+        .expect("VmLck");
+    // mlockall(MCL_FUTURE) outlives CAP_IPC_LOCK: only safe with RLIMIT_MEMLOCK unlimited, which
+    // root raises when it has CAP_SYS_RESOURCE (some containers withhold it).
+    let can_raise = u64::from_str_radix(&proc_status(std::process::id())["CapEff"], 16)
+        .is_ok_and(|caps| caps & CAP_SYS_RESOURCE != 0);
+    if can_raise {
+        assert!(locked > 0, "{st:?}");
+        let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+        assert!(
+            limits
+                .lines()
+                .any(|l| l.starts_with("Max locked memory") && l.contains("unlimited")),
+            "MCL_FUTURE with a finite limit would fail allocations after the drop:\n{limits}"
+        );
+    } else {
+        eprintln!("no CAP_SYS_RESOURCE here: checking that keeperd skips locking with a warning");
+        assert_eq!(locked, 0, "{st:?}");
+        assert!(
+            lab.log(s.id).contains("memory not locked"),
+            "{}",
+            lab.log(s.id)
+        );
+    }
+    assert_daemon_creds(pid, uid, id_of("-g", DAEMON_USER), NET_CAPS);
+
+    wait_until("master", Duration::from_secs(10), || {
+        lab.state(s.id, "VI_1").as_deref() == Some("master")
+    });
+    let labels = "vrrp_instance=\"VI_1\",interface=\"eth0\",vrid=\"51\",family=\"ipv4\"";
+    let mut text = String::new();
+    wait_until("metrics show adverts sent", Duration::from_secs(10), || {
+        let out = lab.exec(
+            "d",
+            &[
+                "curl",
+                "-sS",
+                "--max-time",
+                "5",
+                "http://127.0.0.1:965/metrics",
+            ],
+        );
+        text = String::from_utf8_lossy(&out.stdout).into_owned();
+        metric(
+            &text,
+            &format!("keeper_vrrp_adverts_sent_total{{{labels}}}"),
+        )
+        .is_some_and(|n| n >= 1.0)
+    });
+    assert_eq!(
+        metric(
+            &text,
+            &format!("keeper_vrrp_state{{{labels},state=\"master\"}}")
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            &format!("keeper_vrrp_state{{{labels},state=\"backup\"}}")
+        ),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            &format!("keeper_vrrp_became_master_total{{{labels}}}")
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, &format!("keeper_vrrp_priority{{{labels}}}")),
+        Some(100.0),
+        "{text}"
+    );
+    assert!(text.ends_with("# EOF\n"), "{text}");
+}
