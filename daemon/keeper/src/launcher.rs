@@ -299,6 +299,7 @@ async fn exec(
             if let Some((uid, gid, groups)) = &switch {
                 privilege::switch_user_raw(*uid, *gid, groups)?;
             }
+            reset_signals_raw();
             privilege::clear_all_caps_raw()
         });
     }
@@ -362,6 +363,41 @@ async fn exec(
         stderr,
         duration,
     })
+}
+
+/// Default disposition for every signal: an ignored signal survives exec, and scripts must not
+/// depend on how keeperd was started. The raw rt_sigaction(2) (glibc's wrapper refuses its
+/// internal signals 32 and 33): safe between fork and exec.
+fn reset_signals_raw() {
+    // The kernel's struct sigaction on x86_64 and aarch64 (both define SA_RESTORER).
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    let default = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: rt_sigaction with a valid action, no old action, and the kernel's sigset size.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &default as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            );
+        }
+    }
 }
 
 fn kill_group(pgid: Option<u32>) {
@@ -631,8 +667,26 @@ async fn serve(stream: UnixStream, hello: Hello) {
     let (tx, mut replies) = mpsc::channel::<WireReply>(64);
     let running: Arc<Running> = Arc::default();
     let me = hello.account.clone();
+    // systemd signals the whole unit at stop: the launcher outlives the signal so that keeperd's
+    // stop-time scripts still run, and ends when keeperd closes the socket. Handlers (not
+    // SIG_IGN) so that scripts start with default dispositions.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut int = signal(SignalKind::interrupt()).ok();
+    let mut hup = signal(SignalKind::hangup()).ok();
+    async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+        match s {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
     loop {
         tokio::select! {
+            _ = next(&mut term) => continue,
+            _ = next(&mut int) => continue,
+            _ = next(&mut hup) => continue,
             line = lines.next_line() => {
                 let line = match line {
                     Ok(Some(l)) => l,

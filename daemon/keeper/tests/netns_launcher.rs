@@ -120,6 +120,9 @@ fn launcher_keeps_three_capabilities_and_scripts_get_none() {
             assert_eq!(st[set], "0000000000000000", "{set}: {}", r.stdout);
         }
         assert_eq!(st["NoNewPrivs"], "1");
+        // Default signal dispositions: nothing ignored, nothing blocked.
+        assert_eq!(st["SigIgn"], "0000000000000000", "{}", r.stdout);
+        assert_eq!(st["SigBlk"], "0000000000000000", "{}", r.stdout);
         // A clean environment: PATH and what the caller gave, nothing of the daemon's.
         let env = r
             .stdout
@@ -170,6 +173,18 @@ fn launcher_keeps_three_capabilities_and_scripts_get_none() {
             }
             other => panic!("expected a spawn error, got {other:?}"),
         }
+        // systemd signals the whole unit at stop: the launcher stays for keeperd's stop-time
+        // scripts and ends only with keeperd.
+        // SAFETY: kill(2) on our own child.
+        unsafe {
+            libc::kill(pid as i32, libc::SIGTERM);
+        }
+        let r = runner
+            .run(sh("exit 0", Duration::from_secs(10)))
+            .await
+            .expect("the launcher survives SIGTERM");
+        assert!(r.outcome.success());
+        assert!(alive(pid));
     });
 }
 
