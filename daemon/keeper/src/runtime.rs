@@ -129,7 +129,7 @@ async fn event_loop(
     let scripts = ScriptRunner::start(&who, &launcher::own_exe())
         .map_err(|e| RuntimeError::Start(format!("starting the script launcher: {e}")))?;
     let (plans, _) = plan::plan(&loaded.config);
-    let mut driver = Driver::start(plans).await?;
+    let mut driver = Driver::start(plans, loaded.config.global.dynamic_interfaces).await?;
     let dropped = privilege::drop_privileges(&who.daemon, privilege::DAEMON_CAPS)?;
     privilege::log_dropped("keeperd", &dropped, privilege::DAEMON_CAPS);
     // --- Unprivileged from here on (CAP_NET_ADMIN and CAP_NET_RAW only). --------------------

@@ -723,3 +723,75 @@ fn use_vmac_interop_with_keepalived_and_frr() {
     );
     assert!(lab.frr_is_backup("f", 5));
 }
+
+#[test]
+fn a_missing_interface_is_an_error_or_waited_for_with_dynamic_interfaces() {
+    let mut lab = Lab::new(&["a", "b"]);
+    let vip = lab.vip4();
+    let inst = instance("VI_1", 51, 100, &format!("{vip}/24"), "")
+        .replace("interface = \"eth0\"", "interface = \"eth1\"");
+    // Without dynamic_interfaces: a clear error naming the interface, exit 1.
+    let plain = lab.start_keeperd("a", &inst);
+    let status = lab.wait_exit(plain, 10 * SECS);
+    assert_eq!(status.code(), Some(1));
+    assert!(lab.log(plain).contains("eth1"), "{}", lab.log(plain));
+    // With it: keeperd waits, and starts the instance when eth1 appears.
+    let a = lab.start_keeperd("a", &format!("[global]\ndynamic_interfaces = true\n{inst}"));
+    lab.wait_ready(a);
+    assert!(
+        lab.status(a).is_some_and(|s| s.instances.is_empty()),
+        "no instance until eth1 exists"
+    );
+    let ns = lab.ns("a");
+    let lan = lab.lan();
+    for args in [
+        vec![
+            "-n",
+            lan.as_str(),
+            "link",
+            "add",
+            "p-a1",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth1",
+            "netns",
+            ns.as_str(),
+        ],
+        vec![
+            "-n",
+            lan.as_str(),
+            "link",
+            "set",
+            "p-a1",
+            "master",
+            "br0",
+            "up",
+        ],
+        vec![
+            "-n",
+            ns.as_str(),
+            "addr",
+            "add",
+            "192.0.2.11/24",
+            "dev",
+            "eth1",
+        ],
+        vec!["-n", ns.as_str(), "link", "set", "eth1", "up"],
+    ] {
+        assert!(
+            std::process::Command::new("ip")
+                .args(&args)
+                .status()
+                .expect("ip")
+                .success(),
+            "{args:?}"
+        );
+    }
+    master_within(&lab, a, "VI_1", 10 * SECS);
+    let on_eth1 =
+        String::from_utf8_lossy(&lab.exec("a", &["ip", "addr", "show", "dev", "eth1"]).stdout)
+            .into_owned();
+    assert!(on_eth1.contains(&format!(" {vip}/")), "{on_eth1}");
+}

@@ -20,6 +20,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "global.vrrp_garp_master_refresh_repeat",
     "global.vrrp_higher_prio_send_advert",
     "global.vrrp_startup_delay",
+    "global.dynamic_interfaces",
     // Hardened runtime (privilege.rs, launcher.rs, control.rs, metrics.rs).
     "global.user",
     "global.script_user",

@@ -112,8 +112,11 @@ pub struct Driver {
     announcer: Announcer,
     timer: PreciseTimer,
     instances: Vec<Running>,
+    /// Instances waiting for their interface to appear (`dynamic_interfaces`).
+    pending: Vec<InstancePlan>,
     sockets: HashMap<(u32, Family), Arc<VrrpSocket>>,
     packets: mpsc::Receiver<Input>,
+    packets_tx: mpsc::Sender<Input>,
     links: mpsc::UnboundedReceiver<LinkFacts>,
     links_open: bool,
     /// Packets no instance could take: no instance with their VRID on that interface and
@@ -128,75 +131,94 @@ pub struct Driver {
 
 impl Driver {
     /// Resolves interfaces and addresses, opens the sockets, and starts every instance.
-    pub async fn start(plans: Vec<InstancePlan>) -> Result<Driver, DriverError> {
+    /// With `dynamic_interfaces`, an instance whose interface does not exist yet waits for it
+    /// (link events) instead of failing the start.
+    pub async fn start(
+        plans: Vec<InstancePlan>,
+        dynamic_interfaces: bool,
+    ) -> Result<Driver, DriverError> {
         let rtnl = Rtnl::open()?;
         let announcer = Announcer::open().map_err(io_err("opening the GARP/NA packet socket"))?;
         let timer = PreciseTimer::new().map_err(io_err("creating the timer"))?;
         let links = link_events()?;
-        let (tx, packets) = mpsc::channel(1024);
-        let mut sockets: HashMap<(u32, Family), Arc<VrrpSocket>> = HashMap::new();
-        let mut instances = Vec::new();
-        let mut protected: Vec<SavedDevConf> = Vec::new();
-        for plan in plans {
-            let mut running = Self::resolve(&rtnl, plan).await?;
-            if let Some((vmac_index, vmac_name)) = &running.vmac {
-                if !protected.iter().any(|p| p.ifindex == running.ifindex) {
-                    let saved = rtnl
-                        .protect_base(running.ifindex)
-                        .await
-                        .map_err(|message| DriverError::Instance {
-                            instance: running.plan.name.clone(),
-                            message,
-                        })?;
-                    protected.push(saved);
-                }
-                if !running.plan.vmac_xmit_base {
-                    let sock = VrrpSocket::open_sender(vmac_name, *vmac_index)
-                        .map_err(io_err(format!("opening the VRRP socket on {vmac_name}")))?;
-                    running.sender = Some(Arc::new(sock));
-                }
-            }
-            let key = (running.ifindex, running.plan.family());
-            if let std::collections::hash_map::Entry::Vacant(slot) = sockets.entry(key) {
-                let sock = VrrpSocket::open(
-                    &running.plan.interface,
-                    running.ifindex,
-                    key.1 == Family::Ipv6,
-                )
-                .map_err(io_err(format!(
-                    "opening the VRRP socket on {}",
-                    running.plan.interface
-                )))?;
-                let sock = Arc::new(sock);
-                spawn_receiver(sock.clone(), key.1, tx.clone());
-                slot.insert(sock);
-            }
-            instances.push(running);
-        }
+        let (packets_tx, packets) = mpsc::channel(1024);
         let mut driver = Driver {
             rtnl,
             announcer,
             timer,
-            instances,
-            sockets,
+            instances: Vec::new(),
+            pending: Vec::new(),
+            sockets: HashMap::new(),
             packets,
+            packets_tx,
             links,
             links_open: true,
             unmatched: 0,
             malformed: 0,
             changes: tokio::sync::broadcast::channel(256).0,
-            protected,
+            protected: Vec::new(),
         };
-        let now = Instant::now();
-        for i in 0..driver.instances.len() {
-            if !driver.instances[i].link_up {
-                driver.instances[i].core.handle(now, Event::InterfaceDown);
+        for plan in plans {
+            if dynamic_interfaces
+                && matches!(
+                    driver.rtnl.link(&plan.interface).await,
+                    Err(RtnlError::NoInterface(_))
+                )
+            {
+                tracing::warn!(instance = %plan.name, interface = %plan.interface, "interface does not exist yet: waiting for it (dynamic_interfaces)");
+                driver.pending.push(plan);
+                continue;
             }
-            driver.instances[i].core.handle(now, Event::Startup);
-            driver.drain(i).await;
+            driver.add_instance(plan).await?;
         }
         driver.arm_timer();
         Ok(driver)
+    }
+
+    /// Resolves, opens what the instance needs, and starts it.
+    async fn add_instance(&mut self, plan: InstancePlan) -> Result<(), DriverError> {
+        let mut running = Self::resolve(&self.rtnl, plan).await?;
+        if let Some((vmac_index, vmac_name)) = &running.vmac {
+            if !self.protected.iter().any(|p| p.ifindex == running.ifindex) {
+                let saved = self
+                    .rtnl
+                    .protect_base(running.ifindex)
+                    .await
+                    .map_err(|message| DriverError::Instance {
+                        instance: running.plan.name.clone(),
+                        message,
+                    })?;
+                self.protected.push(saved);
+            }
+            if !running.plan.vmac_xmit_base {
+                let sock = VrrpSocket::open_sender(vmac_name, *vmac_index)
+                    .map_err(io_err(format!("opening the VRRP socket on {vmac_name}")))?;
+                running.sender = Some(Arc::new(sock));
+            }
+        }
+        let key = (running.ifindex, running.plan.family());
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.sockets.entry(key) {
+            let sock = VrrpSocket::open(
+                &running.plan.interface,
+                running.ifindex,
+                key.1 == Family::Ipv6,
+            )
+            .map_err(io_err(format!(
+                "opening the VRRP socket on {}",
+                running.plan.interface
+            )))?;
+            let sock = Arc::new(sock);
+            spawn_receiver(sock.clone(), key.1, self.packets_tx.clone());
+            slot.insert(sock);
+        }
+        let now = Instant::now();
+        if !running.link_up {
+            running.core.handle(now, Event::InterfaceDown);
+        }
+        running.core.handle(now, Event::Startup);
+        self.instances.push(running);
+        self.drain(self.instances.len() - 1).await;
+        Ok(())
     }
 
     async fn resolve(rtnl: &Rtnl, plan: InstancePlan) -> Result<Running, DriverError> {
@@ -414,6 +436,20 @@ impl Driver {
                 }
             },
             Input::Link(facts) => {
+                // Instances waiting for this interface: try again (it may still lack an address).
+                let waiting: Vec<InstancePlan> = self
+                    .pending
+                    .extract_if(.., |p| p.interface == facts.name)
+                    .collect();
+                for plan in waiting {
+                    let name = plan.name.clone();
+                    if let Err(e) = self.add_instance(plan.clone()).await {
+                        tracing::info!(instance = %name, "interface {} is there but not ready: {e}", facts.name);
+                        self.pending.push(plan);
+                    } else {
+                        tracing::info!(instance = %name, interface = %facts.name, "interface ready: instance started");
+                    }
+                }
                 for i in 0..self.instances.len() {
                     let r = &mut self.instances[i];
                     if r.ifindex != facts.index || r.link_up == facts.up {
