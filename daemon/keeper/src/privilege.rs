@@ -386,11 +386,16 @@ pub fn drop_privileges(to: &Account, keep: &[Capability]) -> Result<Dropped, Pri
     caps::clear(None, CapSet::Inheritable)?;
     let (ruid, euid, suid) = getresuid();
     let (rgid, egid, sgid) = getresgid();
-    let current_groups: Vec<u32> = nix::unistd::getgroups()
+    let mut current_groups: Vec<u32> = nix::unistd::getgroups()
         .unwrap_or_default()
         .into_iter()
         .map(Gid::as_raw)
         .collect();
+    // As in `current_account`: the primary group counts as a member group, so that a process
+    // started with no supplementary groups is not "switched" (setgroups needs CAP_SETGID).
+    if !current_groups.contains(&egid) {
+        current_groups.push(egid);
+    }
     let switch_needed = [ruid, euid, suid].iter().any(|u| *u != to.uid)
         || [rgid, egid, sgid].iter().any(|g| *g != to.gid)
         || {
