@@ -332,11 +332,15 @@ impl Driver {
                             self.drain(i).await;
                         }
                         None => {
-                            tracing::trace!(src = %pkt.src, ?vrid, "VRRP packet for no configured instance")
+                            self.unmatched += 1;
+                            tracing::debug!(src = %pkt.src, ?vrid, "VRRP packet for no configured instance");
                         }
                     }
                 }
-                Err(e) => tracing::debug!(ifindex, "dropped a malformed VRRP packet: {e}"),
+                Err(e) => {
+                    self.malformed += 1;
+                    tracing::debug!(ifindex, "dropped a malformed VRRP packet: {e}");
+                }
             },
             Input::Link(facts) => {
                 for i in 0..self.instances.len() {

@@ -1,6 +1,6 @@
 //! A namespace lab for tests that need root: one namespace holding a bridge, one namespace per
 //! node joined to it by a veth pair (`eth0` inside), fixed MACs, addresses 10.<net>.0.<11+i>/24
-//! and fd<net>::<11+i>/64, no default route, nothing linked to the host's interfaces. Every
+//! and fd00:<net>::<11+i>/64, no default route, nothing linked to the host's interfaces. Every
 //! process started through the lab runs in its own process group and is killed, and every
 //! namespace deleted, when the lab drops (also when a test fails).
 
@@ -52,13 +52,17 @@ impl Drop for Daemon {
 }
 
 pub fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    out
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
 pub fn ok(cmd: &mut Command) -> String {
     let out = run(cmd);
-    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -95,28 +99,66 @@ impl Lab {
         };
         let lan = lab.lan();
         ip(&["netns", "add", &lan]);
-        ip(&["-n", &lan, "link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0"]);
+        ip(&[
+            "-n",
+            &lan,
+            "link",
+            "add",
+            "br0",
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "forward_delay",
+            "0",
+        ]);
         ip(&["-n", &lan, "link", "set", "br0", "up"]);
         for (i, node) in nodes.iter().enumerate() {
             let ns = lab.ns(node);
             ip(&["netns", "add", &ns]);
             let port = format!("p-{node}");
-            ip(&["-n", &lan, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns]);
+            ip(&[
+                "-n", &lan, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns",
+                &ns,
+            ]);
             ip(&["-n", &lan, "link", "set", &port, "master", "br0", "up"]);
             ip(&["-n", &ns, "link", "set", "eth0", "address", &lab.mac(i)]);
-            ip(&["-n", &ns, "addr", "add", &format!("{}/24", lab.v4(i)), "dev", "eth0"]);
-            ip(&["-n", &ns, "addr", "add", &format!("{}/64", lab.v6(i)), "dev", "eth0", "nodad"]);
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{}/24", lab.v4(i)),
+                "dev",
+                "eth0",
+            ]);
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{}/64", lab.v6(i)),
+                "dev",
+                "eth0",
+                "nodad",
+            ]);
             ip(&["-n", &ns, "link", "set", "lo", "up"]);
             ip(&["-n", &ns, "link", "set", "eth0", "up"]);
         }
         // Link-local addresses come up with DAD; wait until usable (IPv6 adverts need them).
         for node in nodes {
             let ns = lab.ns(node);
-            wait_until("IPv6 link-local address ready", Duration::from_secs(10), || {
-                let out = run(Command::new("ip").args(["-n", &ns, "-6", "addr", "show", "dev", "eth0", "scope", "link"]));
-                let text = String::from_utf8_lossy(&out.stdout);
-                text.contains("inet6") && !text.contains("tentative")
-            });
+            wait_until(
+                "IPv6 link-local address ready",
+                Duration::from_secs(10),
+                || {
+                    let out = run(Command::new("ip").args([
+                        "-n", &ns, "-6", "addr", "show", "dev", "eth0", "scope", "link",
+                    ]));
+                    let text = String::from_utf8_lossy(&out.stdout);
+                    text.contains("inet6") && !text.contains("tentative")
+                },
+            );
         }
         lab
     }
@@ -130,7 +172,10 @@ impl Lab {
     }
 
     fn index(&self, node: &str) -> usize {
-        self.nodes.iter().position(|n| n == node).unwrap_or_else(|| panic!("no node {node}"))
+        self.nodes
+            .iter()
+            .position(|n| n == node)
+            .unwrap_or_else(|| panic!("no node {node}"))
     }
 
     pub fn mac(&self, i: usize) -> String {
@@ -150,7 +195,7 @@ impl Lab {
     }
 
     pub fn v6(&self, i: usize) -> String {
-        format!("fd{}::{}", self.net, 11 + i)
+        format!("fd00:{}::{}", self.net, 11 + i)
     }
 
     /// The VIP of this lab (`.100`), IPv4 or IPv6.
@@ -159,60 +204,109 @@ impl Lab {
     }
 
     pub fn vip6(&self) -> String {
-        format!("fd{}::100", self.net)
+        format!("fd00:{}::100", self.net)
     }
 
     /// Runs a command inside `node`.
     pub fn exec(&self, node: &str, args: &[&str]) -> Output {
-        run(Command::new("ip").args(["netns", "exec", &self.ns(node)]).args(args))
+        run(Command::new("ip")
+            .args(["netns", "exec", &self.ns(node)])
+            .args(args))
     }
 
     /// Whether `addr` is configured on `node`'s eth0.
     pub fn has_addr(&self, node: &str, addr: &str) -> bool {
-        let out = run(Command::new("ip").args(["-n", &self.ns(node), "addr", "show", "dev", "eth0"]));
+        let out =
+            run(Command::new("ip").args(["-n", &self.ns(node), "addr", "show", "dev", "eth0"]));
         let ip: IpAddr = addr.parse().expect("address");
-        String::from_utf8_lossy(&out.stdout).split_whitespace().any(|w| w.split('/').next() == Some(&ip.to_string()))
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .any(|w| w.split('/').next() == Some(&ip.to_string()))
     }
 
     /// Which nodes hold `addr`.
     pub fn holders(&self, addr: &str) -> Vec<String> {
-        self.nodes.iter().filter(|n| self.has_addr(n, addr)).cloned().collect()
+        self.nodes
+            .iter()
+            .filter(|n| self.has_addr(n, addr))
+            .cloned()
+            .collect()
     }
 
-    /// Starts keeperd in `node` with `config` (a `[global] control_socket` is added).
+    /// Starts keeperd in `node` with `config`; its control socket is set from the environment
+    /// (`KEEPER_GLOBAL__CONTROL_SOCKET`), so `config` may have its own `[global]`.
     pub fn start_keeperd(&mut self, node: &str, config: &str) -> usize {
         let path = self.dir.path().join(format!("{node}.toml"));
         let socket = self.dir.path().join(format!("{node}.sock"));
-        let text = format!("[global]\ncontrol_socket = {:?}\n{config}", socket.display().to_string());
-        std::fs::write(&path, text).expect("write config");
+        std::fs::write(&path, config).expect("write config");
         let log = self.dir.path().join(format!("{node}-keeperd.log"));
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.ns(node), env!("CARGO_BIN_EXE_keeperd"), "--config"])
-            .arg(&path)
-            .env("RUST_LOG", "debug");
+        cmd.args([
+            "netns",
+            "exec",
+            &self.ns(node),
+            env!("CARGO_BIN_EXE_keeperd"),
+            "--config",
+        ])
+        .arg(&path)
+        .env("KEEPER_GLOBAL__CONTROL_SOCKET", &socket)
+        .env("RUST_LOG", "debug");
         self.spawn(node, cmd, log, Some(socket))
     }
 
     /// Starts keepalived (VRRP only) in `node` with a keepalived.conf text.
     pub fn start_keepalived(&mut self, node: &str, config: &str) -> usize {
         let d = self.dir.path();
-        let conf = d.join(format!("{node}-keepalived.conf"));
+        // Files per start: a restarted keepalived must not meet its predecessor's pid files.
+        let tag = format!("{node}-{}", self.daemons.len());
+        let conf = d.join(format!("{tag}-keepalived.conf"));
         std::fs::write(&conf, config).expect("write config");
-        let log = d.join(format!("{node}-keepalived.log"));
+        let log = d.join(format!("{tag}-keepalived.log"));
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.ns(node), "keepalived", "-n", "-l", "-D", "-P", "-f"]).arg(&conf);
-        for (flag, name) in [("-p", "pid"), ("-r", "vrrp.pid"), ("-c", "checkers.pid"), ("-b", "bfd.pid")] {
-            cmd.arg(flag).arg(d.join(format!("{node}-keepalived-{name}")));
+        cmd.args([
+            "netns",
+            "exec",
+            &self.ns(node),
+            "keepalived",
+            "-n",
+            "-l",
+            "-D",
+            "-P",
+            "-f",
+        ])
+        .arg(&conf);
+        for (flag, name) in [
+            ("-p", "pid"),
+            ("-r", "vrrp.pid"),
+            ("-c", "checkers.pid"),
+            ("-b", "bfd.pid"),
+        ] {
+            cmd.arg(flag)
+                .arg(d.join(format!("{tag}-keepalived-{name}")));
         }
         self.spawn(node, cmd, log, None)
     }
 
-    fn spawn(&mut self, node: &str, mut cmd: Command, log: PathBuf, socket: Option<PathBuf>) -> usize {
+    fn spawn(
+        &mut self,
+        node: &str,
+        mut cmd: Command,
+        log: PathBuf,
+        socket: Option<PathBuf>,
+    ) -> usize {
         let file = std::fs::File::create(&log).expect("log file");
         let err = file.try_clone().expect("log file");
-        cmd.stdout(Stdio::from(file)).stderr(Stdio::from(err)).stdin(Stdio::null()).process_group(0);
+        cmd.stdout(Stdio::from(file))
+            .stderr(Stdio::from(err))
+            .stdin(Stdio::null())
+            .process_group(0);
         let child = cmd.spawn().expect("spawn");
-        self.daemons.push(Daemon { node: node.to_string(), child, log, socket });
+        self.daemons.push(Daemon {
+            node: node.to_string(),
+            child,
+            log,
+            socket,
+        });
         self.daemons.len() - 1
     }
 
@@ -232,7 +326,11 @@ impl Lab {
             if let Some(st) = self.daemons[id].child.try_wait().expect("wait") {
                 return st;
             }
-            assert!(start.elapsed() < timeout, "daemon did not exit within {timeout:?}:\n{}", self.log(id));
+            assert!(
+                start.elapsed() < timeout,
+                "daemon did not exit within {timeout:?}:\n{}",
+                self.log(id)
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -252,12 +350,20 @@ impl Lab {
 
     /// Waits until keeperd answers on its control socket.
     pub fn wait_ready(&self, id: usize) {
-        wait_until("keeperd control socket answers", Duration::from_secs(10), || self.status(id).is_some());
+        wait_until(
+            "keeperd control socket answers",
+            Duration::from_secs(10),
+            || self.status(id).is_some(),
+        );
     }
 
     /// The state of `instance` in keeperd `id` ("backup", "master", ...).
     pub fn state(&self, id: usize, instance: &str) -> Option<String> {
-        self.status(id)?.instances.into_iter().find(|i| i.name == instance).map(|i| i.state)
+        self.status(id)?
+            .instances
+            .into_iter()
+            .find(|i| i.name == instance)
+            .map(|i| i.state)
     }
 
     pub fn link_down(&self, node: &str) {
@@ -270,11 +376,26 @@ impl Lab {
 
     /// Cuts `node` off the LAN at the bridge (its own link stays up).
     pub fn partition(&self, node: &str) {
-        ip(&["-n", &self.lan(), "link", "set", &format!("p-{node}"), "nomaster"]);
+        ip(&[
+            "-n",
+            &self.lan(),
+            "link",
+            "set",
+            &format!("p-{node}"),
+            "nomaster",
+        ]);
     }
 
     pub fn heal(&self, node: &str) {
-        ip(&["-n", &self.lan(), "link", "set", &format!("p-{node}"), "master", "br0"]);
+        ip(&[
+            "-n",
+            &self.lan(),
+            "link",
+            "set",
+            &format!("p-{node}"),
+            "master",
+            "br0",
+        ]);
     }
 
     /// The MAC `node`'s neighbour table has for `addr`, if any (any state but FAILED).
@@ -282,7 +403,11 @@ impl Lab {
         let out = run(Command::new("ip").args(["-n", &self.ns(node), "neigh", "show", addr]));
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let words: Vec<&str> = text.split_whitespace().collect();
-        words.iter().position(|w| *w == "lladdr").and_then(|i| words.get(i + 1)).map(|s| s.to_string())
+        words
+            .iter()
+            .position(|w| *w == "lladdr")
+            .and_then(|i| words.get(i + 1))
+            .map(|s| s.to_string())
     }
 }
 
@@ -311,5 +436,41 @@ impl Drop for Lab {
             eprintln!("lab {}: logs in {}", self.prefix, kept.display());
             let _ = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir")).keep();
         }
+    }
+}
+
+impl Lab {
+    /// Sends one hand-made IPv4 packet of protocol 112 from inside `node` (raw socket with our
+    /// own IP header, so the TTL can be wrong on purpose). The kernel fills the IP checksum.
+    pub fn inject_v4(&self, node: &str, src: &str, dst: &str, ttl: u8, payload: &[u8]) {
+        let ns_path = format!("/run/netns/{}", self.ns(node));
+        let (src, dst): (std::net::Ipv4Addr, std::net::Ipv4Addr) =
+            (src.parse().expect("src"), dst.parse().expect("dst"));
+        let mut pkt = vec![0u8; 20];
+        pkt[0] = 0x45;
+        pkt[1] = 0xc0;
+        let total = (20 + payload.len()) as u16;
+        pkt[2..4].copy_from_slice(&total.to_be_bytes());
+        pkt[8] = ttl;
+        pkt[9] = 112;
+        pkt[12..16].copy_from_slice(&src.octets());
+        pkt[16..20].copy_from_slice(&dst.octets());
+        pkt.extend_from_slice(payload);
+        // setns affects only the calling thread: do it in a thread of its own.
+        std::thread::spawn(move || {
+            let ns = std::fs::File::open(&ns_path).expect("netns file");
+            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            let sock = socket2::Socket::new(
+                socket2::Domain::IPV4,
+                socket2::Type::RAW,
+                Some(socket2::Protocol::from(libc::IPPROTO_RAW)),
+            )
+            .expect("raw socket");
+            sock.bind_device(Some(b"eth0")).expect("bind to eth0");
+            let to = socket2::SockAddr::from(std::net::SocketAddrV4::new(dst, 0));
+            sock.send_to(&pkt, &to).expect("send");
+        })
+        .join()
+        .expect("injector thread");
     }
 }
