@@ -104,7 +104,8 @@ fn read(path: &Path) -> String {
 }
 
 /// Python http.server: `/ok` 200, `/slow` 200 after the number of seconds in `delay`,
-/// anything else 404.
+/// `/host` 200 for `Host: www.keeper.test` (else 421), `/from/IP` 200 for a client at IP
+/// (else 403), anything else 404.
 const PY_SERVER: &str = r#"
 import http.server, sys, time
 delay_file = sys.argv[3]
@@ -115,15 +116,25 @@ class H(http.server.BaseHTTPRequestHandler):
                 time.sleep(float(open(delay_file).read().strip() or 0))
             except (OSError, ValueError):
                 pass
-        ok = self.path in ("/ok", "/slow")
-        body = b"ok\n" if ok else b"no\n"
-        self.send_response(200 if ok else 404)
+        if self.path in ("/ok", "/slow"):
+            code = 200
+        elif self.path == "/host":
+            code = 200 if self.headers.get("Host") == "www.keeper.test" else 421
+        elif self.path.startswith("/from/"):
+            code = 200 if self.client_address[0] == self.path[len("/from/"):] else 403
+        else:
+            code = 404
+        body = b"ok\n" if code == 200 else b"no\n"
+        self.send_response(code)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
     def log_message(self, *args):
         pass
-http.server.ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), H).serve_forever()
+class Server(http.server.ThreadingHTTPServer):
+    # The checks of this test all start together (warmup 0): more than the default backlog 5.
+    request_queue_size = 128
+Server((sys.argv[1], int(sys.argv[2])), H).serve_forever()
 "#;
 
 fn start_busybox(lab: &mut Lab, www: &Path, ip: &str) -> usize {
@@ -146,6 +157,17 @@ fn tcp_and_http_checks_follow_real_servers() {
     let mut lab = Lab::new(&["director", "rs1"]);
     let dir = lab.dir.path().to_path_buf();
     let rs1 = lab.v4_of("rs1");
+    // A second address on the director, for bindto.
+    let bound = format!("10.{}.0.50", lab.net);
+    let out = lab.exec(
+        "director",
+        &["ip", "addr", "add", &format!("{bound}/24"), "dev", "eth0"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let www = dir.join("www");
     std::fs::create_dir_all(&www).expect("www");
     write(&www.join("index.html"), "hello\n");
@@ -235,6 +257,72 @@ fn tcp_and_http_checks_follow_real_servers() {
         "",
         &with_name("slow", http("/slow", "", 1)),
     );
+    // virtualhost sets the Host header; a regex over the body.
+    config += &vs(
+        "vhost",
+        86,
+        &rs1,
+        8080,
+        "virtualhost = \"www.keeper.test\"",
+        &with_name("vhost", http("/host", "", 0)),
+    );
+    config += &vs(
+        "no_vhost",
+        87,
+        &rs1,
+        8080,
+        "",
+        &with_name("no_vhost", http("/host", "", 0)),
+    );
+    config += &vs(
+        "regex",
+        88,
+        &rs1,
+        8080,
+        "",
+        &with_name("regex", http("/ok", ", regex = \"^ok$\"", 0)),
+    );
+    config += &vs(
+        "regex_bad",
+        89,
+        &rs1,
+        8080,
+        "",
+        &with_name("regex_bad", http("/ok", ", regex = \"^nope\"", 0)),
+    );
+    // bindto sets the source address (the server answers 200 only to that one); connect_ip
+    // and connect_port send the check elsewhere than the real server's address.
+    let from = format!("/from/{bound}");
+    config += &vs(
+        "bound",
+        90,
+        &rs1,
+        8080,
+        "",
+        &format!(
+            "{}bindto = \"{bound}\"\n",
+            with_name("bound", http(&from, "", 0))
+        ),
+    );
+    config += &vs(
+        "unbound",
+        91,
+        &rs1,
+        8080,
+        "",
+        &with_name("unbound", http(&from, "", 0)),
+    );
+    config += &vs(
+        "redirected",
+        92,
+        "10.0.0.99",
+        1234,
+        "",
+        &format!(
+            "{}connect_ip = \"{rs1}\"\nconnect_port = 8080\n",
+            with_name("redirected", http("/ok", "", 0))
+        ),
+    );
 
     let start = SystemTime::now();
     let kd = lab.start_keeperd("director", &config);
@@ -248,13 +336,24 @@ fn tcp_and_http_checks_follow_real_servers() {
             "differs from digest 00000000000000000000000000000000",
         ),
         ("status", "HTTP status 404 not in 200-299"),
+        ("no_vhost", "HTTP status 421 not in 200-299"),
+        ("regex_bad", "body does not match regex \"^nope\""),
+        ("unbound", "HTTP status 403 not in 200-299"),
     ] {
         let v = wait_state(&lab, kd, name, "down", 1.0 + MARGIN + 3.0);
         assert_window(&v, start, 1.0, 1.0 + 1.0);
         assert!(error_of(&v).contains(error), "{name}: {:?}", v.last_error);
     }
     // The good ones stay UP (no transition) once checked.
-    for name in ["busy", "busy_tcp", "slow"] {
+    for name in [
+        "busy",
+        "busy_tcp",
+        "slow",
+        "vhost",
+        "regex",
+        "bound",
+        "redirected",
+    ] {
         wait_until(&format!("{name} checked"), Duration::from_secs(5), || {
             view(&lab, kd, name).is_some_and(|v| v.checks[0].attempts >= 2)
         });
@@ -320,7 +419,7 @@ fn tcp_and_http_checks_follow_real_servers() {
     let mut text = read(&path);
     text += &vs(
         "added",
-        86,
+        99,
         &rs1,
         9,
         "",
