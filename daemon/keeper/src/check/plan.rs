@@ -578,6 +578,52 @@ misc_path = "/bin/true"
         assert!(h.urls[0].status.contains(402) && !h.urls[0].status.contains(404));
     }
 
+    fn errors(text: &str) -> Vec<String> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("keeper.toml");
+        std::fs::write(&path, text).expect("write");
+        match crate::config::load(&path, Vec::new()) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.iter().map(|d| d.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn checker_settings_that_cannot_run_are_refused() {
+        let e = errors(
+            r#"
+[virtual_server.fw]
+fwmark = 1
+[virtual_server.fw.real_server.a]
+ip = "10.0.0.21"
+tcp_check = { bindto = "fd00::1" }
+notify_up = "/bin/echo 'unclosed"
+[virtual_server.fw.real_server.a.http_get]
+url.x = { path = "/", regex = "(" }
+connect_port = 80
+[virtual_server.fw.real_server.a.misc_check]
+misc_path = "/bin/check \"x"
+"#,
+        );
+        let has = |needle: &str| e.iter().any(|d| d.contains(needle));
+        assert!(has("tcp_check: needs a port"), "{e:#?}");
+        assert!(
+            has("tcp_check.bindto: fd00::1 cannot reach 10.0.0.21"),
+            "{e:#?}"
+        );
+        assert!(has("url.x.regex: invalid regex"), "{e:#?}");
+        assert!(
+            has("notify_up: \"/bin/echo 'unclosed\": unclosed single quote"),
+            "{e:#?}"
+        );
+        assert!(has("misc_path"), "{e:#?}");
+        assert!(
+            !has("http_get: needs a port"),
+            "connect_port is enough: {e:#?}"
+        );
+        assert_eq!(e.len(), 5, "{e:#?}");
+    }
+
     #[test]
     fn ipv6_host_header_is_bracketed() {
         assert_eq!(
