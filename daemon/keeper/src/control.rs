@@ -186,6 +186,9 @@ pub struct CheckerStatsView {
     /// Attempts started later than 10 % of their interval after they were due.
     pub late_starts: u64,
     pub max_lateness_ms: f64,
+    /// Attempts by start lateness: under 1 ms, 4 ms, 16 ms, 64 ms, 256 ms, 1 s, and longer.
+    #[serde(default)]
+    pub lateness_histogram: Vec<u64>,
 }
 
 impl From<crate::check::EngineStats> for CheckerStatsView {
@@ -196,6 +199,7 @@ impl From<crate::check::EngineStats> for CheckerStatsView {
             limit: s.limit,
             late_starts: s.late_starts,
             max_lateness_ms: s.max_lateness_us as f64 / 1000.0,
+            lateness_histogram: s.lateness_histogram.to_vec(),
         }
     }
 }

@@ -18,7 +18,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
-use super::machine::{CheckerMachine, Notify, Outcome, ServerMachine};
+use super::machine::{Attempt, CheckerMachine, Notify, Outcome, ServerMachine};
 use super::plan::{Kind, Plan, Probe, ServerKey, ServerPlan, Tls};
 use super::script::{self, Script, ScriptEnd};
 use super::{http, tcp, tls};
@@ -96,6 +96,8 @@ pub struct EngineStats {
     /// Attempts that started later than 10 % of their interval after they were due.
     pub late_starts: u64,
     pub max_lateness_us: u64,
+    /// Start lateness: attempts under 1 ms, 4 ms, 16 ms, 64 ms, 256 ms, 1 s, and longer.
+    pub lateness_histogram: [u64; 7],
 }
 
 #[derive(Default)]
@@ -228,6 +230,7 @@ struct Due {
 struct Done {
     server: u64,
     check: usize,
+    due: Instant,
     started: Instant,
     finished: Instant,
     outcome: Outcome,
@@ -249,7 +252,8 @@ pub(super) struct Engine {
     seq: u64,
     queue: BinaryHeap<std::cmp::Reverse<Due>>,
     in_flight: JoinSet<Done>,
-    in_flight_ids: HashMap<tokio::task::Id, (u64, usize, Instant)>,
+    /// server, checker, due, started: to account for an attempt whose task failed.
+    in_flight_ids: HashMap<tokio::task::Id, (u64, usize, Instant, Instant)>,
     limit: usize,
     res: Arc<Resources>,
     spread: RandomState,
@@ -546,6 +550,11 @@ impl Engine {
                 }
                 let us = u64::try_from(lateness.as_micros()).unwrap_or(u64::MAX);
                 board.stats.max_lateness_us = board.stats.max_lateness_us.max(us);
+                let bucket = [1, 4, 16, 64, 256, 1024]
+                    .iter()
+                    .position(|&ms| lateness < Duration::from_millis(ms))
+                    .unwrap_or(6);
+                board.stats.lateness_histogram[bucket] += 1;
                 if let Some(c) = board
                     .servers
                     .get_mut(s.pos)
@@ -556,19 +565,21 @@ impl Engine {
             }
             let plan = s.plan.clone();
             let res = self.res.clone();
-            let (server, check) = (top.server, top.check);
+            let (server, check, due) = (top.server, top.check, top.at);
             let handle = self.in_flight.spawn(async move {
                 let started = Instant::now();
                 let outcome = attempt(plan, check, res).await;
                 Done {
                     server,
                     check,
+                    due,
                     started,
                     finished: Instant::now(),
                     outcome,
                 }
             });
-            self.in_flight_ids.insert(handle.id(), (server, check, now));
+            self.in_flight_ids
+                .insert(handle.id(), (server, check, due, now));
             started += 1;
         }
         false
@@ -578,6 +589,7 @@ impl Engine {
         let Done {
             server,
             check,
+            due,
             started,
             finished,
             outcome,
@@ -585,7 +597,15 @@ impl Engine {
         let Some(s) = self.servers.get_mut(&server) else {
             return;
         };
-        let Some(step) = s.machine.on_result(check, started, finished, &outcome) else {
+        let Some(step) = s.machine.on_result(
+            check,
+            Attempt {
+                due,
+                started,
+                finished,
+            },
+            &outcome,
+        ) else {
             return;
         };
         let pos = s.pos;
@@ -694,10 +714,11 @@ impl Engine {
                         Err(e) => {
                             // The attempt's task failed (a bug): count it as a failed attempt
                             // so that the checker keeps its schedule.
-                            if let Some((server, check, started)) = self.in_flight_ids.remove(&e.id()) {
+                            if let Some((server, check, due, started)) = self.in_flight_ids.remove(&e.id()) {
                                 self.finish(Done {
                                     server,
                                     check,
+                                    due,
                                     started,
                                     finished: Instant::now(),
                                     outcome: Outcome::fail(format!("check task failed: {e}")),

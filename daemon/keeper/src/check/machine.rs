@@ -15,6 +15,10 @@
 //!   `delay_before_retry` there).
 //! - Network checks count the interval from the end of an attempt, script checks from its start
 //!   ([`Anchor`]).
+//! - Not in keepalived: an attempt that started late (the daemon was starved of CPU, or the
+//!   concurrency bound was reached) is counted from when it was due, and a next attempt that
+//!   would already be past skips whole intervals. So checks keep the phases they were spread
+//!   over and never bunch up after a stall. On time, this is keepalived's timing exactly.
 //! - A real server is UP when every one of its checkers is UP; its weight is the dynamic weight a
 //!   `misc_dynamic` script last reported, else the configured one.
 //! - `notify_up` / `notify_down` run when the real server changes state, and `notify_down` also
@@ -61,6 +65,42 @@ impl Timing {
             anchor: Anchor::AttemptEnd,
         }
     }
+}
+
+/// When an attempt was due, started and finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attempt {
+    pub due: Instant,
+    pub started: Instant,
+    pub finished: Instant,
+}
+
+impl Attempt {
+    /// An attempt that started when it was due.
+    pub fn on_time(started: Instant, finished: Instant) -> Attempt {
+        Attempt {
+            due: started,
+            started,
+            finished,
+        }
+    }
+}
+
+/// `next`, or if that is before `not_before`, the first instant after it that is a whole
+/// number of `period`s later (the phase is kept).
+fn keep_phase(next: Instant, period: Duration, not_before: Instant) -> Instant {
+    if next >= not_before {
+        return next;
+    }
+    if period.is_zero() {
+        return not_before;
+    }
+    let periods = (not_before - next).as_nanos().div_ceil(period.as_nanos());
+    u32::try_from(periods)
+        .ok()
+        .and_then(|n| period.checked_mul(n))
+        .and_then(|d| next.checked_add(d))
+        .unwrap_or(not_before)
 }
 
 /// The result of one attempt.
@@ -159,19 +199,14 @@ impl CheckerMachine {
         start + BOOTSTRAP_DELAY + self.timing.warmup.mul_f64(spread)
     }
 
-    /// Takes the result of the attempt that ran from `started` to `finished`.
-    pub fn on_result(
-        &mut self,
-        started: Instant,
-        finished: Instant,
-        outcome: &Outcome,
-    ) -> CheckerStep {
+    /// Takes the result of an attempt.
+    pub fn on_result(&mut self, a: Attempt, outcome: &Outcome) -> CheckerStep {
         let t = self.timing;
         let mut step = CheckerStep {
             became: None,
             confirmed_down: false,
             weight_changed: false,
-            next_attempt: finished,
+            next_attempt: a.finished,
         };
         let delay = match outcome {
             Outcome::Pass { weight } => {
@@ -206,11 +241,12 @@ impl CheckerMachine {
             }
         };
         self.has_run = true;
+        // Counted from when the attempt was due, as if it had started then.
         let anchor = match t.anchor {
-            Anchor::AttemptEnd => finished,
-            Anchor::AttemptStart => started,
+            Anchor::AttemptEnd => a.due + a.finished.saturating_duration_since(a.started),
+            Anchor::AttemptStart => a.due,
         };
-        step.next_attempt = (anchor + delay).max(finished);
+        step.next_attempt = keep_phase(anchor + delay, delay, a.finished);
         step
     }
 }
@@ -280,14 +316,10 @@ impl ServerMachine {
     pub fn on_result(
         &mut self,
         index: usize,
-        started: Instant,
-        finished: Instant,
+        attempt: Attempt,
         outcome: &Outcome,
     ) -> Option<ServerStep> {
-        let checker = self
-            .checkers
-            .get_mut(index)?
-            .on_result(started, finished, outcome);
+        let checker = self.checkers.get_mut(index)?.on_result(attempt, outcome);
         let (up, weight) = self.aggregate();
         let notify = if up != self.up {
             Some(if up { Notify::Up } else { Notify::Down })
@@ -343,7 +375,7 @@ mod tests {
                 } else {
                     Outcome::fail("x")
                 };
-                let step = m.on_result(at, at + took, &o);
+                let step = m.on_result(Attempt::on_time(at, at + took), &o);
                 at = step.next_attempt;
                 step
             })
@@ -396,11 +428,11 @@ mod tests {
         let mut t = timing(0);
         t.anchor = Anchor::AttemptStart;
         let mut m = CheckerMachine::new(t, false);
-        let s = m.on_result(t0, t0 + 2 * S, &Outcome::pass());
+        let s = m.on_result(Attempt::on_time(t0, t0 + 2 * S), &Outcome::pass());
         assert_eq!(s.next_attempt, t0 + 6 * S);
-        // An attempt longer than the interval: the next one starts when it ends.
-        let s = m.on_result(t0, t0 + 9 * S, &Outcome::pass());
-        assert_eq!(s.next_attempt, t0 + 9 * S);
+        // An attempt longer than the interval: the next one keeps the phase.
+        let s = m.on_result(Attempt::on_time(t0, t0 + 9 * S), &Outcome::pass());
+        assert_eq!(s.next_attempt, t0 + 12 * S);
     }
 
     #[test]
@@ -408,19 +440,27 @@ mod tests {
         let t0 = Instant::now();
         let mut m = ServerMachine::new(vec![CheckerMachine::new(timing(0), false)]);
         let w = |w| Outcome::Pass { weight: Some(w) };
-        let s = m.on_result(0, t0, t0, &w(5)).expect("checker 0");
+        let s = m
+            .on_result(0, Attempt::on_time(t0, t0), &w(5))
+            .expect("checker 0");
         // The first result's weight is a change of the verdict (configured -> 5).
         assert!(s.verdict_changed);
         assert_eq!(m.weight(), Some(5));
-        let s = m.on_result(0, t0, t0, &w(5)).expect("checker 0");
+        let s = m
+            .on_result(0, Attempt::on_time(t0, t0), &w(5))
+            .expect("checker 0");
         assert!(!s.verdict_changed);
-        let s = m.on_result(0, t0, t0, &w(7)).expect("checker 0");
+        let s = m
+            .on_result(0, Attempt::on_time(t0, t0), &w(7))
+            .expect("checker 0");
         assert!(s.verdict_changed && s.checker.weight_changed);
         let s = m
-            .on_result(0, t0, t0, &Outcome::fail("exit 1"))
+            .on_result(0, Attempt::on_time(t0, t0), &Outcome::fail("exit 1"))
             .expect("checker 0");
         assert_eq!((s.notify, m.weight()), (Some(Notify::Down), None));
-        let s = m.on_result(0, t0, t0, &Outcome::pass()).expect("checker 0");
+        let s = m
+            .on_result(0, Attempt::on_time(t0, t0), &Outcome::pass())
+            .expect("checker 0");
         assert_eq!((s.notify, m.weight()), (Some(Notify::Up), None));
     }
 
@@ -430,15 +470,19 @@ mod tests {
         let mk = || CheckerMachine::new(timing(0), false);
         let mut m = ServerMachine::new(vec![mk(), mk()]);
         let fail = Outcome::fail("refused");
-        let s = m.on_result(0, t0, t0, &fail).expect("0");
+        let s = m.on_result(0, Attempt::on_time(t0, t0), &fail).expect("0");
         assert_eq!(s.notify, Some(Notify::Down));
-        let s = m.on_result(1, t0, t0, &fail).expect("1");
+        let s = m.on_result(1, Attempt::on_time(t0, t0), &fail).expect("1");
         assert_eq!((s.notify, s.verdict_changed), (None, false));
-        let s = m.on_result(0, t0, t0, &Outcome::pass()).expect("0");
+        let s = m
+            .on_result(0, Attempt::on_time(t0, t0), &Outcome::pass())
+            .expect("0");
         assert_eq!((s.notify, m.is_up()), (None, false));
-        let s = m.on_result(1, t0, t0, &Outcome::pass()).expect("1");
+        let s = m
+            .on_result(1, Attempt::on_time(t0, t0), &Outcome::pass())
+            .expect("1");
         assert_eq!((s.notify, m.is_up()), (Some(Notify::Up), true));
-        assert!(m.on_result(2, t0, t0, &fail).is_none());
+        assert!(m.on_result(2, Attempt::on_time(t0, t0), &fail).is_none());
     }
 
     #[test]
@@ -448,9 +492,9 @@ mod tests {
         let mut m = ServerMachine::new(vec![mk(), mk()]);
         assert!(!m.is_up());
         let fail = Outcome::fail("refused");
-        let s = m.on_result(0, t0, t0, &fail).expect("0");
+        let s = m.on_result(0, Attempt::on_time(t0, t0), &fail).expect("0");
         assert_eq!((s.notify, s.verdict_changed), (Some(Notify::Down), false));
-        let s = m.on_result(1, t0, t0, &fail).expect("1");
+        let s = m.on_result(1, Attempt::on_time(t0, t0), &fail).expect("1");
         assert_eq!(s.notify, None);
     }
 
@@ -543,7 +587,7 @@ mod tests {
                 let had_run = m.has_run();
                 let retry_it = if had_run { m.failures() } else { t.retry };
                 let o = if ok { Outcome::pass() } else { Outcome::fail("x") };
-                let step = m.on_result(at, at + took, &o);
+                let step = m.on_result(Attempt::on_time(at, at + took), &o);
                 let anchor = match t.anchor {
                     Anchor::AttemptEnd => at + took,
                     Anchor::AttemptStart => at,
@@ -558,9 +602,45 @@ mod tests {
                 } else {
                     t.interval_while_down
                 };
-                prop_assert_eq!(step.next_attempt, (anchor + delay).max(at + took));
+                prop_assert_eq!(step.next_attempt, keep_phase(anchor + delay, delay, at + took));
                 prop_assert!(step.next_attempt >= at + took);
                 at = step.next_attempt;
+            }
+        }
+
+        #[test]
+        fn late_starts_keep_their_phase(
+            t in arb_timing(),
+            outcomes in proptest::collection::vec((any::<bool>(), 0u64..3000, 0u64..20_000), 1..40),
+        ) {
+            // Each attempt starts `late_ms` after it was due and takes `took_ms`. The next one
+            // is a whole number of intervals after (due + duration + interval), never before
+            // the end of the attempt, and less than one interval after it when it had to skip.
+            let t0 = Instant::now();
+            let mut m = CheckerMachine::new(t, false);
+            let mut due = m.first_attempt(t0, 0.25);
+            for (ok, took_ms, late_ms) in outcomes {
+                let started = due + Duration::from_millis(late_ms);
+                let finished = started + Duration::from_millis(took_ms);
+                let o = if ok { Outcome::pass() } else { Outcome::fail("x") };
+                let step = m.on_result(Attempt { due, started, finished }, &o);
+                let next = step.next_attempt;
+                prop_assert!(next >= finished);
+                let anchor = match t.anchor {
+                    Anchor::AttemptEnd => due + (finished - started),
+                    Anchor::AttemptStart => due,
+                };
+                let base = next.checked_duration_since(anchor).expect("after the anchor");
+                let delays = [t.delay_loop, t.delay_before_retry, t.interval_while_down];
+                prop_assert!(
+                    delays.iter().any(|&d| {
+                        d.is_zero() && next == finished.max(anchor)
+                            || !d.is_zero() && base >= d && (base - d).as_nanos().is_multiple_of(d.as_nanos())
+                                && (next == anchor + d || next < finished + d)
+                    }),
+                    "next {:?} after anchor, delays {:?}", base, delays
+                );
+                due = next;
             }
         }
 
@@ -590,7 +670,7 @@ mod tests {
             for (i, ok, w) in results {
                 let i = i % alphas.len();
                 let o = if ok { Outcome::Pass { weight: Some(w) } } else { Outcome::fail("x") };
-                let Some(s) = m.on_result(i, t0, t0, &o) else { continue };
+                let Some(s) = m.on_result(i, Attempt::on_time(t0, t0), &o) else { continue };
                 let all = m.checkers().iter().all(CheckerMachine::is_up);
                 prop_assert_eq!(m.is_up(), all);
                 match s.notify {
