@@ -39,7 +39,8 @@ pub struct Health {
     pub weight: Option<u32>,
 }
 
-/// A change of a real server's verdict.
+/// A real server's verdict: the one it starts with (when it is first configured, at start
+/// or reload), then every change.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
     pub key: ServerKey,
@@ -216,6 +217,17 @@ async fn attempt(plan: Arc<ServerPlan>, check: usize, res: Arc<Resources>) -> Ou
     }
 }
 
+/// What [`Engine::publish`] sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Publish {
+    /// Only the notify script, if any.
+    Nothing,
+    /// The verdict a real server starts with (UP, or DOWN under alpha).
+    Initial,
+    /// A change of the verdict.
+    Change,
+}
+
 /// A due attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Due {
@@ -364,6 +376,7 @@ impl Engine {
         let mut statuses = Vec::with_capacity(plan.servers.len());
         let old_board = std::mem::take(&mut lock(&self.board).servers);
         let mut changed: Vec<u64> = Vec::new();
+        let mut fresh: Vec<u64> = Vec::new();
         for (pos, sp) in plan.servers.into_iter().enumerate() {
             match old.remove(&sp.key) {
                 Some((id, mut s)) if *s.plan == sp => {
@@ -425,6 +438,8 @@ impl Engine {
                         if was != status.health {
                             changed.push(id);
                         }
+                    } else {
+                        fresh.push(id);
                     }
                     statuses.push(status);
                     let dues: Vec<Instant> = machine
@@ -454,8 +469,11 @@ impl Engine {
             }
         }
         lock(&self.board).servers = statuses;
+        for id in fresh {
+            self.publish(id, None, Publish::Initial);
+        }
         for id in changed {
-            self.publish(id, None, true);
+            self.publish(id, None, Publish::Change);
         }
         if !old.is_empty() {
             tracing::info!(
@@ -466,7 +484,8 @@ impl Engine {
     }
 
     /// Sends the verdict of server `id` and runs its notify script, if any.
-    fn publish(&mut self, id: u64, notify: Option<Notify>, verdict: bool) {
+    fn publish(&mut self, id: u64, notify: Option<Notify>, publish: Publish) {
+        let verdict = publish != Publish::Nothing;
         let Some(s) = self.servers.get_mut(&id) else {
             return;
         };
@@ -481,7 +500,7 @@ impl Engine {
                 return;
             };
             st.health = health;
-            if verdict {
+            if publish == Publish::Change {
                 st.since = Some(at);
             }
             if health.up {
@@ -499,7 +518,9 @@ impl Engine {
                 error,
                 at,
             };
-            if v.up {
+            if publish == Publish::Initial {
+                tracing::debug!(virtual_server = %v.key.virtual_server, real_server = %v.key.real_server, up = v.up, "real server checked from now on");
+            } else if v.up {
                 tracing::info!(virtual_server = %v.key.virtual_server, real_server = %v.key.real_server, address = %v.address, weight = ?v.weight, "real server UP");
             } else {
                 tracing::warn!(virtual_server = %v.key.virtual_server, real_server = %v.key.real_server, address = %v.address, error = v.error.as_deref().unwrap_or(""), "real server DOWN");
@@ -644,7 +665,12 @@ impl Engine {
         let next = step.checker.next_attempt;
         self.push(server, check, next, finished);
         if step.verdict_changed || step.notify.is_some() {
-            self.publish(server, step.notify, step.verdict_changed);
+            let publish = if step.verdict_changed {
+                Publish::Change
+            } else {
+                Publish::Nothing
+            };
+            self.publish(server, step.notify, publish);
         }
     }
 

@@ -7,10 +7,12 @@
 //! - [`tcp`], [`http`], [`tls`], [`script`]: one attempt of each kind (thin I/O).
 //! - [`engine`]: the driver task: scheduling, bounded concurrency, verdicts, notify, status.
 //!
-//! Consumers hold a [`Checkers`]: a stream of [`Verdict`]s (changes, keyed by virtual server
-//! and real server name) and [`Checkers::health`] for the current verdict of every real server
-//! (including the initial one: UP, or DOWN under `alpha`). The IPVS reconcile maps a verdict to
-//! its `RealServerHealth { up, weight }` field by field ([`Health`] has the same shape).
+//! Consumers hold a [`Checkers`]: a stream of [`Verdict`]s keyed by virtual server and real
+//! server name (first the verdict each real server starts with: UP, or DOWN under `alpha`;
+//! then every change), and [`Checkers::health`] for the current verdict of every real server.
+//! The IPVS reconcile maps a verdict field by field ([`Health`] has the same shape):
+//! `HealthUpdate { id: RealServerId::new(v.key.virtual_server, v.key.real_server),
+//! health: RealServerHealth { up: v.up, weight: v.weight } }`.
 
 pub mod engine;
 pub mod http;
@@ -50,7 +52,7 @@ impl Checkers {
         }
     }
 
-    /// The next change of a verdict. Cancel-safe (for `tokio::select!`); pending forever once
+    /// The next verdict (initial or changed). Cancel-safe (for `tokio::select!`); pending forever once
     /// the checkers stopped.
     pub async fn next_verdict(&mut self) -> Option<Verdict> {
         self.verdicts.recv().await
