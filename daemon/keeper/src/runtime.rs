@@ -32,7 +32,7 @@ async fn event_loop(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeE
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
     let (plans, _) = plan::plan(&loaded.config);
-    let mut driver = Driver::start(plans).await?;
+    let mut driver = Driver::start(plans, loaded.config.global.dynamic_interfaces).await?;
     let mut checkers = Checkers::start(check::plan::plan(&loaded.config));
     let socket_path = loaded.config.global.control_socket.clone();
     let mut requests = control::serve(&socket_path).map_err(|e| {

@@ -267,6 +267,21 @@ impl EnvLayer {
             .find(|(_, p, _)| p == path)
             .map(|(v, _, _)| v.as_str())
     }
+
+    /// The variable behind `path`: the one that set it, else one that set an ancestor (an array
+    /// from one variable), else the first that set a key inside it (a table created by
+    /// `KEEPER_A__B__C` alone).
+    pub fn var_behind(&self, path: &[String]) -> Option<&str> {
+        (0..=path.len())
+            .rev()
+            .find_map(|n| self.var_for(&path[..n]))
+            .or_else(|| {
+                self.entries
+                    .iter()
+                    .find(|(_, p, _)| p.starts_with(path))
+                    .map(|(v, _, _)| v.as_str())
+            })
+    }
 }
 
 const ENV_SOURCE: &str = "keeper-environment";
@@ -356,11 +371,7 @@ pub fn merge(
                 }
             }
             Some(Source::Custom(s)) if s == ENV_SOURCE => {
-                // An array element from the environment belongs to the variable of its array.
-                let var = (0..=path.len())
-                    .rev()
-                    .find_map(|n| env.var_for(&path[..n]))
-                    .unwrap_or("KEEPER_?");
+                let var = env.var_behind(path).unwrap_or("KEEPER_?");
                 Origin::Env {
                     var: var.to_string(),
                 }

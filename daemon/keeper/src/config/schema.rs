@@ -273,8 +273,9 @@ pub struct VrrpInstance {
     pub smtp_alert: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lvs_sync_daemon_interface: Option<String>,
-    #[serde(default)]
-    pub use_vmac: bool,
+    /// `true`, or the VMAC interface's name (default `vrrp.VRID`).
+    #[serde(default, skip_serializing_if = "UseVmac::is_off")]
+    pub use_vmac: UseVmac,
     #[serde(default)]
     pub vmac_xmit_base: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -289,6 +290,40 @@ pub struct VrrpInstance {
     pub higher_prio_send_advert: Option<bool>,
     #[serde(default)]
     pub dont_track_primary: bool,
+}
+
+/// keepalived's `use_vmac [NAME]`: a flag or the interface name.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum UseVmac {
+    Flag(bool),
+    Name(String),
+}
+
+impl Default for UseVmac {
+    fn default() -> Self {
+        UseVmac::Flag(false)
+    }
+}
+
+impl UseVmac {
+    pub fn is_off(&self) -> bool {
+        self.name(0).is_none()
+    }
+
+    /// The VMAC's name if enabled (`vrrp.VRID` unless named). From the environment a flag is
+    /// the string "true" or "false": those are flags, not names.
+    pub fn name(&self, vrid: u8) -> Option<String> {
+        match self {
+            UseVmac::Flag(true) => Some(format!("vrrp.{vrid}")),
+            UseVmac::Flag(false) => None,
+            UseVmac::Name(n) => match n.to_ascii_lowercase().as_str() {
+                "true" | "yes" | "on" | "1" => Some(format!("vrrp.{vrid}")),
+                "false" | "no" | "off" | "0" | "" => None,
+                _ => Some(n.clone()),
+            },
+        }
+    }
 }
 
 /// `vrrp_sync_group NAME { group { … } }`: members move between states together.

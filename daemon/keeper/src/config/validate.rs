@@ -224,6 +224,16 @@ fn check_instances(c: &mut Checker, cfg: &Config) -> HashMap<String, bool> {
                 Err(e) => c.error(vp, e),
             }
         }
+        for (i, v) in inst.virtual_routes.iter().enumerate() {
+            if let Err(e) = v.parse::<syntax::RouteSpec>() {
+                c.error(with(&base, &["virtual_routes", &i.to_string()]), e);
+            }
+        }
+        for (i, v) in inst.virtual_rules.iter().enumerate() {
+            if let Err(e) = v.parse::<syntax::RuleSpec>() {
+                c.error(with(&base, &["virtual_rules", &i.to_string()]), e);
+            }
+        }
         for (i, v) in inst.virtual_ipaddress_excluded.iter().enumerate() {
             if let Err(e) = v.parse::<VipSpec>() {
                 c.error(

@@ -89,6 +89,11 @@ fn errno(e: &rtnetlink::Error) -> Option<i32> {
 }
 
 impl Rtnl {
+    /// The rtnetlink handle, for requests this module does not wrap.
+    pub(crate) fn handle(&self) -> &rtnetlink::Handle {
+        &self.handle
+    }
+
     /// Opens the netlink connection; its task runs on the current tokio runtime.
     pub fn open() -> Result<Rtnl, RtnlError> {
         let (conn, handle, _) = rtnetlink::new_connection()?;
@@ -253,20 +258,175 @@ impl Rtnl {
 /// Link up/down events: `(ifindex, facts)` for every change the kernel reports. The returned
 /// receiver ends if the netlink socket fails.
 pub fn link_events() -> Result<mpsc::UnboundedReceiver<LinkFacts>, RtnlError> {
-    let (conn, _handle, mut messages) =
-        rtnetlink::new_multicast_connection(&[rtnetlink::MulticastGroup::Link])?;
+    use rtnetlink::MulticastGroup;
+    let groups = [MulticastGroup::Link, MulticastGroup::Ipv4Ifaddr, MulticastGroup::Ipv6Ifaddr];
+    let (conn, handle, mut messages) = rtnetlink::new_multicast_connection(&groups)?;
     tokio::spawn(conn);
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Some((msg, _)) = messages.next().await {
-            if let netlink_packet_core::NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(
-                link,
-            )) = msg.payload
-                && tx.send(link_facts(&link)).is_err()
+            let facts = match msg.payload {
+                netlink_packet_core::NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => {
+                    Some(link_facts(&link))
+                }
+                // An address change is reported as the facts of its interface: an instance
+                // waiting for its interface may be waiting for its address.
+                netlink_packet_core::NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(addr)) => {
+                    let mut links = handle.link().get().match_index(addr.header.index).execute();
+                    match links.try_next().await {
+                        Ok(Some(link)) => Some(link_facts(&link)),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            if let Some(f) = facts
+                && tx.send(f).is_err()
             {
                 return;
             }
         }
     });
     Ok(rx)
+}
+
+/// A route as the driver adds it: the configuration's [`RouteSpec`] with `dev` resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlacedRoute {
+    pub spec: crate::config::syntax::RouteSpec,
+    pub oif: Option<u32>,
+}
+
+fn route_message(r: &PlacedRoute) -> Result<netlink_packet_route::route::RouteMessage, String> {
+    use crate::config::syntax::RouteKind;
+    use netlink_packet_route::route::{RouteProtocol, RouteScope, RouteType};
+    use rtnetlink::RouteMessageBuilder;
+    let s = &r.spec;
+    let mut b = RouteMessageBuilder::<IpAddr>::new()
+        .destination_prefix(s.dest, s.prefix_len)
+        .map_err(|e| format!("{e:?}"))?;
+    if let Some(via) = s.via {
+        b = b.gateway(via).map_err(|e| format!("{e:?}"))?;
+    }
+    if let Some(src) = s.src {
+        b = b.pref_source(src).map_err(|e| format!("{e:?}"))?;
+    }
+    let mut b = b.kind(match s.kind {
+        RouteKind::Unicast => RouteType::Unicast,
+        RouteKind::Blackhole => RouteType::BlackHole,
+        RouteKind::Unreachable => RouteType::Unreachable,
+        RouteKind::Prohibit => RouteType::Prohibit,
+        RouteKind::Throw => RouteType::Throw,
+    });
+    if let Some(oif) = r.oif {
+        b = b.output_interface(oif);
+    }
+    if let Some(t) = s.table {
+        b = b.table_id(t);
+    }
+    if let Some(m) = s.metric {
+        b = b.priority(m);
+    }
+    if let Some(p) = s.proto {
+        b = b.protocol(RouteProtocol::from(p));
+    }
+    // Without a gateway a unicast route is on-link: link scope, as `ip route` chooses.
+    let scope = match (s.scope, s.kind, s.via) {
+        (Some(sc), _, _) => RouteScope::from(sc.value()),
+        (None, RouteKind::Unicast, None) => RouteScope::Link,
+        _ => RouteScope::Universe,
+    };
+    b = b.scope(scope);
+    if s.onlink {
+        b = b.onlink();
+    }
+    Ok(b.build())
+}
+
+fn rule_message(r: &crate::config::syntax::RuleSpec) -> netlink_packet_route::rule::RuleMessage {
+    use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
+    let mut m = RuleMessage::default();
+    m.header.family = if r.v6 {
+        netlink_packet_route::AddressFamily::Inet6
+    } else {
+        netlink_packet_route::AddressFamily::Inet
+    };
+    m.header.action = RuleAction::ToTable;
+    m.header.table = u8::try_from(r.table).unwrap_or(252); // RT_TABLE_COMPAT: see the attribute
+    m.attributes.push(RuleAttribute::Table(r.table));
+    if let Some((a, p)) = r.from {
+        m.header.src_len = p;
+        m.attributes.push(RuleAttribute::Source(a));
+    }
+    if let Some((a, p)) = r.to {
+        m.header.dst_len = p;
+        m.attributes.push(RuleAttribute::Destination(a));
+    }
+    if let Some(t) = r.tos {
+        m.header.tos = t;
+    }
+    if let Some(i) = &r.iif {
+        m.attributes.push(RuleAttribute::Iifname(i.clone()));
+    }
+    if let Some(o) = &r.oif {
+        m.attributes.push(RuleAttribute::Oifname(o.clone()));
+    }
+    if let Some((mark, mask)) = r.fwmark {
+        m.attributes.push(RuleAttribute::FwMark(mark));
+        if let Some(mask) = mask {
+            m.attributes.push(RuleAttribute::FwMask(mask));
+        }
+    }
+    if let Some(p) = r.priority {
+        m.attributes.push(RuleAttribute::Priority(p));
+    }
+    m
+}
+
+impl Rtnl {
+    /// Adds a virtual route; one already there is success.
+    pub async fn add_route(&self, r: &PlacedRoute) -> Result<(), String> {
+        let msg = route_message(r)?;
+        match self.handle.route().add(msg).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(()),
+            Err(e) => Err(format!(
+                "adding route {}/{}: {e}",
+                r.spec.dest, r.spec.prefix_len
+            )),
+        }
+    }
+
+    /// Removes a virtual route; one already gone is success.
+    pub async fn remove_route(&self, r: &PlacedRoute) -> Result<(), String> {
+        let msg = route_message(r)?;
+        match self.handle.route().del(msg).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if matches!(errno(&e), Some(libc::ESRCH) | Some(libc::ENODEV)) => Ok(()),
+            Err(e) => Err(format!(
+                "removing route {}/{}: {e}",
+                r.spec.dest, r.spec.prefix_len
+            )),
+        }
+    }
+
+    /// Adds a virtual rule; one already there is success.
+    pub async fn add_rule(&self, r: &crate::config::syntax::RuleSpec) -> Result<(), String> {
+        let mut req = self.handle.rule().add();
+        *req.message_mut() = rule_message(r);
+        match req.execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(()),
+            Err(e) => Err(format!("adding rule to table {}: {e}", r.table)),
+        }
+    }
+
+    /// Removes a virtual rule; one already gone is success.
+    pub async fn remove_rule(&self, r: &crate::config::syntax::RuleSpec) -> Result<(), String> {
+        match self.handle.rule().del(rule_message(r)).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if matches!(errno(&e), Some(libc::ENOENT) | Some(libc::ESRCH)) => Ok(()),
+            Err(e) => Err(format!("removing rule to table {}: {e}", r.table)),
+        }
+    }
 }

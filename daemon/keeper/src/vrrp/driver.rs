@@ -19,8 +19,9 @@ use tokio::sync::mpsc;
 use super::plan::InstancePlan;
 use crate::config::syntax::VipSpec;
 use crate::net::announce::Announcer;
-use crate::net::rtnl::{LinkFacts, Rtnl, RtnlError, link_events};
+use crate::net::rtnl::{LinkFacts, PlacedRoute, Rtnl, RtnlError, link_events};
 use crate::net::timer::PreciseTimer;
+use crate::net::vmac::{self, SavedDevConf};
 use crate::net::vrrp_socket::{Received, VrrpSocket};
 
 #[derive(Debug, thiserror::Error)]
@@ -82,8 +83,13 @@ struct Running {
     plan: InstancePlan,
     ifindex: u32,
     link_up: bool,
+    /// The VMAC carrying the VIPs (`use_vmac`): its index and name.
+    vmac: Option<(u32, String)>,
+    /// Where adverts leave when not the shared socket of the interface (the VMAC).
+    sender: Option<Arc<VrrpSocket>>,
     /// Advertised VIPs followed by the excluded ones.
     vips: Vec<PlacedVip>,
+    routes: Vec<PlacedRoute>,
     core: Instance,
     last_transition: Option<(SystemTime, Transition)>,
 }
@@ -106,8 +112,11 @@ pub struct Driver {
     announcer: Announcer,
     timer: PreciseTimer,
     instances: Vec<Running>,
+    /// Instances waiting for their interface to appear (`dynamic_interfaces`).
+    pending: Vec<InstancePlan>,
     sockets: HashMap<(u32, Family), Arc<VrrpSocket>>,
     packets: mpsc::Receiver<Input>,
+    packets_tx: mpsc::Sender<Input>,
     links: mpsc::UnboundedReceiver<LinkFacts>,
     links_open: bool,
     /// Packets no instance could take: no instance with their VRID on that interface and
@@ -116,60 +125,100 @@ pub struct Driver {
     /// Packets the socket layer could not read (bad IP header).
     pub malformed: u64,
     changes: tokio::sync::broadcast::Sender<StateChange>,
+    /// Base interfaces whose ARP parameters a VMAC changed, to restore at stop.
+    protected: Vec<SavedDevConf>,
 }
 
 impl Driver {
     /// Resolves interfaces and addresses, opens the sockets, and starts every instance.
-    pub async fn start(plans: Vec<InstancePlan>) -> Result<Driver, DriverError> {
+    /// With `dynamic_interfaces`, an instance whose interface does not exist yet waits for it
+    /// (link events) instead of failing the start.
+    pub async fn start(
+        plans: Vec<InstancePlan>,
+        dynamic_interfaces: bool,
+    ) -> Result<Driver, DriverError> {
         let rtnl = Rtnl::open()?;
         let announcer = Announcer::open().map_err(io_err("opening the GARP/NA packet socket"))?;
         let timer = PreciseTimer::new().map_err(io_err("creating the timer"))?;
         let links = link_events()?;
-        let (tx, packets) = mpsc::channel(1024);
-        let mut sockets: HashMap<(u32, Family), Arc<VrrpSocket>> = HashMap::new();
-        let mut instances = Vec::new();
-        for plan in plans {
-            let running = Self::resolve(&rtnl, plan).await?;
-            let key = (running.ifindex, running.plan.family());
-            if let std::collections::hash_map::Entry::Vacant(slot) = sockets.entry(key) {
-                let sock = VrrpSocket::open(
-                    &running.plan.interface,
-                    running.ifindex,
-                    key.1 == Family::Ipv6,
-                )
-                .map_err(io_err(format!(
-                    "opening the VRRP socket on {}",
-                    running.plan.interface
-                )))?;
-                let sock = Arc::new(sock);
-                spawn_receiver(sock.clone(), key.1, tx.clone());
-                slot.insert(sock);
-            }
-            instances.push(running);
-        }
+        let (packets_tx, packets) = mpsc::channel(1024);
         let mut driver = Driver {
             rtnl,
             announcer,
             timer,
-            instances,
-            sockets,
+            instances: Vec::new(),
+            pending: Vec::new(),
+            sockets: HashMap::new(),
             packets,
+            packets_tx,
             links,
             links_open: true,
             unmatched: 0,
             malformed: 0,
             changes: tokio::sync::broadcast::channel(256).0,
+            protected: Vec::new(),
         };
-        let now = Instant::now();
-        for i in 0..driver.instances.len() {
-            if !driver.instances[i].link_up {
-                driver.instances[i].core.handle(now, Event::InterfaceDown);
+        for plan in plans {
+            if dynamic_interfaces
+                && matches!(
+                    driver.rtnl.link(&plan.interface).await,
+                    Err(RtnlError::NoInterface(_))
+                )
+            {
+                tracing::warn!(instance = %plan.name, interface = %plan.interface, "interface does not exist yet: waiting for it (dynamic_interfaces)");
+                driver.pending.push(plan);
+                continue;
             }
-            driver.instances[i].core.handle(now, Event::Startup);
-            driver.drain(i).await;
+            driver.add_instance(plan).await?;
         }
         driver.arm_timer();
         Ok(driver)
+    }
+
+    /// Resolves, opens what the instance needs, and starts it.
+    async fn add_instance(&mut self, plan: InstancePlan) -> Result<(), DriverError> {
+        let mut running = Self::resolve(&self.rtnl, plan).await?;
+        if let Some((vmac_index, vmac_name)) = &running.vmac {
+            if !self.protected.iter().any(|p| p.ifindex == running.ifindex) {
+                let saved = self
+                    .rtnl
+                    .protect_base(running.ifindex)
+                    .await
+                    .map_err(|message| DriverError::Instance {
+                        instance: running.plan.name.clone(),
+                        message,
+                    })?;
+                self.protected.push(saved);
+            }
+            if !running.plan.vmac_xmit_base {
+                let sock = VrrpSocket::open_sender(vmac_name, *vmac_index)
+                    .map_err(io_err(format!("opening the VRRP socket on {vmac_name}")))?;
+                running.sender = Some(Arc::new(sock));
+            }
+        }
+        let key = (running.ifindex, running.plan.family());
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.sockets.entry(key) {
+            let sock = VrrpSocket::open(
+                &running.plan.interface,
+                running.ifindex,
+                key.1 == Family::Ipv6,
+            )
+            .map_err(io_err(format!(
+                "opening the VRRP socket on {}",
+                running.plan.interface
+            )))?;
+            let sock = Arc::new(sock);
+            spawn_receiver(sock.clone(), key.1, self.packets_tx.clone());
+            slot.insert(sock);
+        }
+        let now = Instant::now();
+        if !running.link_up {
+            running.core.handle(now, Event::InterfaceDown);
+        }
+        running.core.handle(now, Event::Startup);
+        self.instances.push(running);
+        self.drain(self.instances.len() - 1).await;
+        Ok(())
     }
 
     async fn resolve(rtnl: &Rtnl, plan: InstancePlan) -> Result<Running, DriverError> {
@@ -220,6 +269,17 @@ impl Driver {
                 core.priority = 254;
             }
         }
+        // use_vmac: the VIPs live on a macvlan with the virtual router MAC.
+        let vmac = match &plan.vmac {
+            Some(name) => {
+                let index = rtnl
+                    .ensure_vmac(name, link.index, vmac::virtual_mac(plan.core.vrid, false))
+                    .await
+                    .map_err(&fail)?;
+                Some((index, name.clone()))
+            }
+            None => None,
+        };
         let mut vips = Vec::new();
         let mut iface_cache: HashMap<String, (u32, [u8; 6], Option<Ipv6Addr>)> = HashMap::new();
         let ll_of = |addrs: &[crate::net::rtnl::IfAddr]| {
@@ -229,8 +289,19 @@ impl Driver {
             })
         };
         iface_cache.insert(plan.interface.clone(), (link.index, mac, ll_of(&addrs)));
+        if let Some((index, name)) = &vmac {
+            iface_cache.insert(
+                name.clone(),
+                (*index, vmac::virtual_mac(plan.core.vrid, false), None),
+            );
+        }
         for spec in plan.vips.iter().chain(plan.excluded.iter()) {
-            let dev = spec.dev.clone().unwrap_or_else(|| plan.interface.clone());
+            // With a VMAC, addresses "on the interface" go on the VMAC, as in keepalived.
+            let default_dev = vmac.as_ref().map_or(&plan.interface, |(_, name)| name);
+            let dev = match &spec.dev {
+                Some(d) if *d != plan.interface => d.clone(),
+                _ => default_dev.clone(),
+            };
             let (ifindex, vmac, ll) = match iface_cache.get(&dev) {
                 Some(v) => *v,
                 None => {
@@ -257,10 +328,32 @@ impl Driver {
             tracing::warn!(instance = %plan.name, "accept mode off is not enforced: keeper writes no firewall rules, so the VIPs accept traffic");
         }
         let core = Instance::new(core).map_err(|e| fail(e.to_string()))?;
+        let mut routes = Vec::new();
+        for spec in &plan.routes {
+            let oif = match &spec.dev {
+                Some(dev) => Some(match iface_cache.get(dev) {
+                    Some(v) => v.0,
+                    None => {
+                        rtnl.link(dev)
+                            .await
+                            .map_err(|e| fail(format!("virtual route via {dev}: {e}")))?
+                            .index
+                    }
+                }),
+                None => None,
+            };
+            routes.push(PlacedRoute {
+                spec: spec.clone(),
+                oif,
+            });
+        }
         Ok(Running {
             ifindex: link.index,
             link_up: link.up,
+            vmac,
+            sender: None,
             vips,
+            routes,
             core,
             last_transition: None,
             plan,
@@ -343,6 +436,17 @@ impl Driver {
                 }
             },
             Input::Link(facts) => {
+                // Instances waiting for this interface: try again (it may still lack an address).
+                let waiting: Vec<InstancePlan> = self.pending.extract_if(.., |p| p.interface == facts.name).collect();
+                for plan in waiting {
+                    let name = plan.name.clone();
+                    if let Err(e) = self.add_instance(plan.clone()).await {
+                        tracing::info!(instance = %name, "interface {} is there but not ready: {e}", facts.name);
+                        self.pending.push(plan);
+                    } else {
+                        tracing::info!(instance = %name, interface = %facts.name, "interface ready: instance started");
+                    }
+                }
                 for i in 0..self.instances.len() {
                     let r = &mut self.instances[i];
                     if r.ifindex != facts.index || r.link_up == facts.up {
@@ -379,6 +483,19 @@ impl Driver {
             self.drain(i).await;
         }
         let _ = self.timer.set(None);
+        // As keepalived: the VMACs go, and the base interfaces get their ARP settings back.
+        for r in &self.instances {
+            if let Some((index, name)) = &r.vmac
+                && let Err(e) = self.rtnl.delete_link(*index).await
+            {
+                tracing::warn!(instance = %r.plan.name, "removing VMAC {name}: {e}");
+            }
+        }
+        for saved in &self.protected {
+            if let Err(e) = self.rtnl.restore_base(saved).await {
+                tracing::warn!("restoring ARP settings: {e}");
+            }
+        }
     }
 
     /// State changes from now on, in order. A subscriber that falls 256 changes behind gets
@@ -423,7 +540,11 @@ impl Driver {
             let r = &self.instances[i];
             match action {
                 Action::SendAdvert(out) => {
-                    let Some(sock) = self.sockets.get(&(r.ifindex, r.plan.family())) else {
+                    let Some(sock) = r
+                        .sender
+                        .as_ref()
+                        .or_else(|| self.sockets.get(&(r.ifindex, r.plan.family())))
+                    else {
                         continue;
                     };
                     for d in &out.datagrams {
@@ -438,8 +559,29 @@ impl Driver {
                             tracing::error!(instance = %r.plan.name, "{e}");
                         }
                     }
+                    // Routes may use the VIPs (as source or on their subnet): after them.
+                    for route in &r.routes {
+                        if let Err(e) = self.rtnl.add_route(route).await {
+                            tracing::error!(instance = %r.plan.name, "{e}");
+                        }
+                    }
+                    for rule in &r.plan.rules {
+                        if let Err(e) = self.rtnl.add_rule(rule).await {
+                            tracing::error!(instance = %r.plan.name, "{e}");
+                        }
+                    }
                 }
                 Action::RemoveVips => {
+                    for rule in &r.plan.rules {
+                        if let Err(e) = self.rtnl.remove_rule(rule).await {
+                            tracing::error!(instance = %r.plan.name, "{e}");
+                        }
+                    }
+                    for route in &r.routes {
+                        if let Err(e) = self.rtnl.remove_route(route).await {
+                            tracing::error!(instance = %r.plan.name, "{e}");
+                        }
+                    }
                     for v in &r.vips {
                         if let Err(e) = self.rtnl.remove(v.ifindex, &v.spec).await {
                             tracing::error!(instance = %r.plan.name, "{e}");

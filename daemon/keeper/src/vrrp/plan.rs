@@ -15,7 +15,7 @@ use keeper_vrrp::{
 
 use crate::config::node::KeyPath;
 use crate::config::schema::{self, Config, VrrpInstance};
-use crate::config::syntax::{PeerSpec, VipSpec};
+use crate::config::syntax::{PeerSpec, RouteSpec, RuleSpec, VipSpec};
 use crate::config::validate::instance_version;
 
 /// One instance, ready to run once its source address is known.
@@ -27,6 +27,13 @@ pub struct InstancePlan {
     pub vips: Vec<VipSpec>,
     /// Added and removed with the VIPs but not advertised.
     pub excluded: Vec<VipSpec>,
+    /// `virtual_routes` and `virtual_rules`: added after the VIPs, removed before them.
+    pub routes: Vec<RouteSpec>,
+    pub rules: Vec<RuleSpec>,
+    /// `use_vmac`: the VMAC interface that carries the VIPs (and sends the adverts unless
+    /// `vmac_xmit_base`).
+    pub vmac: Option<String>,
+    pub vmac_xmit_base: bool,
     /// `unicast_src_ip` or `mcast_src_ip`; else the interface's address is used.
     pub source: Option<IpAddr>,
     /// The core's configuration; `primary_address` is a stand-in until [`Self::with_source`].
@@ -115,6 +122,16 @@ fn plan_one(
         .collect::<Option<_>>()?;
     let excluded: Vec<VipSpec> = inst
         .virtual_ipaddress_excluded
+        .iter()
+        .map(|s| s.parse().ok())
+        .collect::<Option<_>>()?;
+    let routes: Vec<RouteSpec> = inst
+        .virtual_routes
+        .iter()
+        .map(|s| s.parse().ok())
+        .collect::<Option<_>>()?;
+    let rules: Vec<RuleSpec> = inst
+        .virtual_rules
         .iter()
         .map(|s| s.parse().ok())
         .collect::<Option<_>>()?;
@@ -227,6 +244,15 @@ fn plan_one(
         }
     }
     let source = inst.unicast_src_ip.or(inst.mcast_src_ip);
+    let vmac = inst.use_vmac.name(vrid);
+    if vmac.is_some() && family == Family::Ipv6 {
+        notes.push(PlanNote {
+            path: key(name, &["use_vmac"]),
+            message: "use_vmac with IPv6 virtual addresses is not supported yet".into(),
+            error: true,
+        });
+        return None;
+    }
     if let Err(e) = core.validate() {
         notes.push(PlanNote {
             path: key(name, &[]),
@@ -240,6 +266,10 @@ fn plan_one(
         interface,
         vips,
         excluded,
+        routes,
+        rules,
+        vmac,
+        vmac_xmit_base: inst.vmac_xmit_base,
         source,
         core,
     })

@@ -29,6 +29,8 @@ pub struct Daemon {
     pub child: Child,
     pub log: PathBuf,
     pub socket: Option<PathBuf>,
+    /// keepalived forks children that may leave the process group.
+    pub keepalived: bool,
 }
 
 impl Daemon {
@@ -324,12 +326,14 @@ impl Lab {
             .stderr(Stdio::from(err))
             .stdin(Stdio::null())
             .process_group(0);
+        let keepalived = format!("{cmd:?}").contains("keepalived");
         let child = cmd.spawn().expect("spawn");
         self.daemons.push(Daemon {
             node: node.to_string(),
             child,
             log,
             socket,
+            keepalived,
         });
         self.daemons.len() - 1
     }
@@ -338,9 +342,26 @@ impl Lab {
         &self.daemons[id]
     }
 
-    /// Sends `sig` to the daemon's whole process group (SIGKILL = a crash).
+    /// Sends `sig` to the daemon's whole process group (SIGKILL = a crash). keepalived's VRRP
+    /// child is not always in that group: on SIGKILL, every keepalived process in the node's
+    /// namespace dies too, so a crashed keepalived cannot keep advertising.
     pub fn signal(&mut self, id: usize, sig: i32) {
         self.daemons[id].kill_group(sig);
+        if sig == libc::SIGKILL && self.daemons[id].keepalived {
+            let ns = self.ns(&self.daemons[id].node);
+            let out = run(Command::new("ip").args(["netns", "pids", &ns]));
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                if String::from_utf8_lossy(&cmdline).contains("keepalived")
+                    && let Ok(pid) = pid.parse::<i32>()
+                {
+                    // SAFETY: kill(2) on a keepalived process inside this lab's namespace.
+                    unsafe {
+                        libc::kill(pid, libc::SIGKILL);
+                    }
+                }
+            }
+        }
     }
 
     /// Waits for the daemon to exit after a signal; returns its exit status.
@@ -496,5 +517,131 @@ impl Lab {
         })
         .join()
         .expect("injector thread");
+    }
+}
+
+impl Lab {
+    /// Prepares FRR in `node` for a VRRPv3 router `vrid` serving `vip` (IPv4): the macvlan with
+    /// the virtual MAC 00:00:5e:00:01:VRID carrying the VIP (FRR protodowns it while backup;
+    /// keeperd needs none), and zebra. Returns zebra's daemon id.
+    pub fn start_frr_zebra(&mut self, node: &str, vrid: u8, vip: &str) -> usize {
+        let ns = self.ns(node);
+        let mvl = format!("vrrp4-2-{vrid}");
+        ip(&[
+            "-n", &ns, "link", "add", &mvl, "link", "eth0", "type", "macvlan", "mode", "bridge",
+        ]);
+        ip(&[
+            "-n",
+            &ns,
+            "link",
+            "set",
+            &mvl,
+            "address",
+            &format!("00:00:5e:00:01:{vrid:02x}"),
+        ]);
+        ip(&["-n", &ns, "addr", "add", &format!("{vip}/24"), "dev", &mvl]);
+        ip(&["-n", &ns, "link", "set", &mvl, "up"]);
+        // FRR's documentation asks for these on the base interface: without them the base
+        // answers ARP for the VIP (on the macvlan) with its own MAC, even while FRR is backup.
+        for (key, value) in [("arp_ignore", "1"), ("arp_announce", "2")] {
+            ok(Command::new("ip").args([
+                "netns",
+                "exec",
+                &ns,
+                "sysctl",
+                "-qw",
+                &format!("net.ipv4.conf.eth0.{key}={value}"),
+            ]));
+        }
+        let d = self.frr_dir(node);
+        std::fs::write(d.join("zebra.conf"), format!("hostname {node}\n")).expect("zebra.conf");
+        // FRR drops to user frr: its files must be the frr user's.
+        ok(Command::new("chown").args(["-R", "frr:frr"]).arg(&d));
+        let p = |f: &str| d.join(f).display().to_string();
+        let mut zebra = Command::new("ip");
+        zebra
+            .args([
+                "netns",
+                "exec",
+                &ns,
+                "/usr/lib/frr/zebra",
+                "-f",
+                &p("zebra.conf"),
+                "-i",
+                &p("zebra.pid"),
+            ])
+            .args([
+                "-z",
+                &p("zserv.api"),
+                "--vty_socket",
+                &p(""),
+                "--log",
+                &format!("file:{}", p("zebra.log")),
+            ]);
+        let z = self.spawn(node, zebra, d.join("zebra.out"), None);
+        let zserv = d.join("zserv.api");
+        wait_until("zebra's API socket", Duration::from_secs(10), || {
+            zserv.exists()
+        });
+        z
+    }
+
+    /// Starts FRR's vrrpd in `node` (after [`Lab::start_frr_zebra`]). Returns its daemon id.
+    pub fn start_frr_vrrpd(
+        &mut self,
+        node: &str,
+        vrid: u8,
+        prio: u8,
+        vip: &str,
+        advert_ms: u32,
+    ) -> usize {
+        let ns = self.ns(node);
+        let d = self.frr_dir(node);
+        let conf = d.join(format!("vrrpd-{}.conf", self.daemons.len()));
+        std::fs::write(
+            &conf,
+            format!(
+                "hostname {node}\ninterface eth0\n vrrp {vrid} version 3\n vrrp {vrid} priority {prio}\n vrrp {vrid} advertisement-interval {advert_ms}\n vrrp {vrid} ip {vip}\n"
+            ),
+        )
+        .expect("vrrpd.conf");
+        ok(Command::new("chown").args(["-R", "frr:frr"]).arg(&d));
+        let p = |f: &str| d.join(f).display().to_string();
+        let mut vrrpd = Command::new("ip");
+        vrrpd
+            .args(["netns", "exec", &ns, "/usr/lib/frr/vrrpd", "-f"])
+            .arg(&conf)
+            .args([
+                "-i",
+                &p("vrrpd.pid"),
+                "-z",
+                &p("zserv.api"),
+                "--vty_socket",
+                &p(""),
+            ])
+            .args(["--log", &format!("file:{}", p("vrrpd.log"))]);
+        let log = d.join(format!("vrrpd-{}.out", self.daemons.len()));
+        self.spawn(node, vrrpd, log, None)
+    }
+
+    fn frr_dir(&self, node: &str) -> PathBuf {
+        let d = self.dir.path().join(format!("frr-{node}"));
+        std::fs::create_dir_all(&d).expect("frr dir");
+        // The frr user must reach its files inside our private temporary directory.
+        ok(Command::new("chmod").args(["755"]).arg(self.dir.path()));
+        d
+    }
+
+    /// Whether FRR's macvlan for `vrid` is in protodown (FRR's BACKUP) on `node`.
+    pub fn frr_is_backup(&self, node: &str, vrid: u8) -> bool {
+        let out = run(Command::new("ip").args([
+            "-n",
+            &self.ns(node),
+            "-d",
+            "link",
+            "show",
+            &format!("vrrp4-2-{vrid}"),
+        ]));
+        String::from_utf8_lossy(&out.stdout).contains("protodown on")
     }
 }
