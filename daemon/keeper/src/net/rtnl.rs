@@ -259,19 +259,25 @@ impl Rtnl {
 /// receiver ends if the netlink socket fails.
 pub fn link_events() -> Result<mpsc::UnboundedReceiver<LinkFacts>, RtnlError> {
     use rtnetlink::MulticastGroup;
-    let groups = [MulticastGroup::Link, MulticastGroup::Ipv4Ifaddr, MulticastGroup::Ipv6Ifaddr];
+    let groups = [
+        MulticastGroup::Link,
+        MulticastGroup::Ipv4Ifaddr,
+        MulticastGroup::Ipv6Ifaddr,
+    ];
     let (conn, handle, mut messages) = rtnetlink::new_multicast_connection(&groups)?;
     tokio::spawn(conn);
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Some((msg, _)) = messages.next().await {
             let facts = match msg.payload {
-                netlink_packet_core::NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => {
-                    Some(link_facts(&link))
-                }
+                netlink_packet_core::NetlinkPayload::InnerMessage(
+                    RouteNetlinkMessage::NewLink(link),
+                ) => Some(link_facts(&link)),
                 // An address change is reported as the facts of its interface: an instance
                 // waiting for its interface may be waiting for its address.
-                netlink_packet_core::NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(addr)) => {
+                netlink_packet_core::NetlinkPayload::InnerMessage(
+                    RouteNetlinkMessage::NewAddress(addr),
+                ) => {
                     let mut links = handle.link().get().match_index(addr.header.index).execute();
                     match links.try_next().await {
                         Ok(Some(link)) => Some(link_facts(&link)),

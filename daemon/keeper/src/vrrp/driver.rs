@@ -437,7 +437,10 @@ impl Driver {
             },
             Input::Link(facts) => {
                 // Instances waiting for this interface: try again (it may still lack an address).
-                let waiting: Vec<InstancePlan> = self.pending.extract_if(.., |p| p.interface == facts.name).collect();
+                let waiting: Vec<InstancePlan> = self
+                    .pending
+                    .extract_if(.., |p| p.interface == facts.name)
+                    .collect();
                 for plan in waiting {
                     let name = plan.name.clone();
                     if let Err(e) = self.add_instance(plan.clone()).await {
