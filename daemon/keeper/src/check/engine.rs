@@ -726,8 +726,9 @@ impl Engine {
                         let _ = reply.send(());
                         return;
                     }
+                    // The handle was dropped: stop, without omega.
                     None => {
-                        self.shutdown().await;
+                        self.in_flight.shutdown().await;
                         return;
                     }
                 },
