@@ -148,44 +148,68 @@ impl http::Resources for Resources {
 }
 
 impl Resources {
-    /// Builds the TLS configurations `plan` needs and does not have yet, on the blocking pool.
+    /// Builds the TLS configurations (reading certificate files) and compiles the regexes
+    /// `plan` needs and does not have yet, on the blocking pool: never on the runtime's thread.
     async fn prepare(&self, plan: &Plan) {
-        let mut wanted: Vec<Tls> = Vec::new();
+        let mut tls_wanted: Vec<Tls> = Vec::new();
+        let mut regex_wanted: Vec<String> = Vec::new();
         for s in &plan.servers {
             for c in &s.checks {
-                if let Probe::Http(h) = &c.probe
-                    && let Some(t) = &h.tls
-                    && !wanted.contains(t)
+                let Probe::Http(h) = &c.probe else { continue };
+                if let Some(t) = &h.tls
+                    && !tls_wanted.contains(t)
                 {
-                    wanted.push(t.clone());
+                    tls_wanted.push(t.clone());
+                }
+                for re in h.urls.iter().filter_map(|u| u.regex.as_ref()) {
+                    if !regex_wanted.contains(re) {
+                        regex_wanted.push(re.clone());
+                    }
                 }
             }
         }
         {
             let map = self.tls.lock().unwrap_or_else(|p| p.into_inner());
-            wanted.retain(|t| !map.contains_key(t));
+            tls_wanted.retain(|t| !map.contains_key(t));
         }
-        if wanted.is_empty() {
+        {
+            let map = self.regexes.lock().unwrap_or_else(|p| p.into_inner());
+            regex_wanted.retain(|r| !map.contains_key(r));
+        }
+        if tls_wanted.is_empty() && regex_wanted.is_empty() {
             return;
         }
-        let built = tokio::task::spawn_blocking(move || {
-            wanted
+        let (tls_built, regex_built) = tokio::task::spawn_blocking(move || {
+            let tls: Vec<_> = tls_wanted
                 .into_iter()
                 .map(|t| {
                     let c = tls::client_config(&t);
                     (t, c)
                 })
-                .collect::<Vec<_>>()
+                .collect();
+            let regexes: Vec<_> = regex_wanted
+                .into_iter()
+                .map(|p| {
+                    let r = regex::bytes::Regex::new(&p)
+                        .map(Arc::new)
+                        .map_err(|e| format!("regex {p:?}: {e}"));
+                    (p, r)
+                })
+                .collect();
+            (tls, regexes)
         })
         .await
         .unwrap_or_default();
         let mut map = self.tls.lock().unwrap_or_else(|p| p.into_inner());
-        for (t, c) in built {
+        for (t, c) in tls_built {
             if let Err(e) = &c {
                 tracing::error!("ssl_get: {e}");
             }
             map.insert(t, c);
         }
+        drop(map);
+        let mut map = self.regexes.lock().unwrap_or_else(|p| p.into_inner());
+        map.extend(regex_built);
     }
 }
 
