@@ -412,11 +412,13 @@ fn tcp_and_http_checks_follow_real_servers() {
         || read(&dir.join("busy.notify")) == "down\nup\n",
     );
 
-    // Reload with one more virtual server: the others keep their state (no flap, same
-    // transition times) and the new one is checked.
+    // Reload with one more virtual server and a changed checker (closed: retry 3 -> 2): the
+    // others keep their state, and the changed one continues from its state (no flap, same
+    // transition times); the new one is checked.
     let before = lab.status(kd).expect("status").real_servers;
     let path = dir.join("director.toml");
-    let mut text = read(&path);
+    let mut text = read(&path).replace("retry = 3 }", "retry = 2 }");
+    assert!(text.contains("retry = 2 }"), "the closed checker changes");
     text += &vs(
         "added",
         99,

@@ -427,15 +427,17 @@ impl Engine {
                                     let same = o.plan.checks.iter().position(|oc| oc == c);
                                     let kind =
                                         o.plan.checks.iter().position(|oc| oc.kind == c.kind);
-                                    match (same, kind) {
-                                        (Some(j), _) => {
-                                            next_due[i] = o.next_due.get(j).copied().flatten();
-                                            o.machine.checkers()[j].clone()
+                                    let old = |j: usize| o.machine.checkers().get(j);
+                                    match (same.and_then(old), kind.and_then(old)) {
+                                        (Some(m), _) => {
+                                            next_due[i] = same
+                                                .and_then(|j| o.next_due.get(j).copied())
+                                                .flatten();
+                                            m.clone()
                                         }
-                                        (None, Some(j)) => CheckerMachine::new(
-                                            c.timing,
-                                            !o.machine.checkers()[j].is_up(),
-                                        ),
+                                        (None, Some(m)) => {
+                                            CheckerMachine::resume(c.timing, m.is_up())
+                                        }
                                         (None, None) => CheckerMachine::new(c.timing, c.alpha),
                                     }
                                 })

@@ -166,6 +166,18 @@ impl CheckerMachine {
         }
     }
 
+    /// A checker that continues another one's state under new timing (a reload that changed
+    /// it): it has run, UP or DOWN as before, with no failures counted.
+    pub fn resume(timing: Timing, up: bool) -> CheckerMachine {
+        CheckerMachine {
+            timing,
+            up,
+            has_run: true,
+            retry_it: 0,
+            weight: None,
+        }
+    }
+
     pub fn timing(&self) -> &Timing {
         &self.timing
     }
@@ -496,6 +508,23 @@ mod tests {
         assert_eq!((s.notify, s.verdict_changed), (Some(Notify::Down), false));
         let s = m.on_result(1, Attempt::on_time(t0, t0), &fail).expect("1");
         assert_eq!(s.notify, None);
+    }
+
+    #[test]
+    fn resumed_checkers_keep_their_state() {
+        let t0 = Instant::now();
+        let mut m = CheckerMachine::resume(timing(1), false);
+        // DOWN stays DOWN without a new notify (no alpha confirmation), and one success is UP.
+        let s = m.on_result(Attempt::on_time(t0, t0), &Outcome::fail("x"));
+        assert_eq!((s.became, s.confirmed_down), (None, false));
+        let s = m.on_result(Attempt::on_time(t0, t0), &Outcome::pass());
+        assert_eq!(s.became, Some(true));
+        // UP needs 1 + retry failures, not one.
+        let mut m = CheckerMachine::resume(timing(1), true);
+        let s = m.on_result(Attempt::on_time(t0, t0), &Outcome::fail("x"));
+        assert_eq!(s.became, None);
+        let s = m.on_result(Attempt::on_time(t0, t0), &Outcome::fail("x"));
+        assert_eq!(s.became, Some(false));
     }
 
     #[test]
