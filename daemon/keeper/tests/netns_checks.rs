@@ -499,6 +499,21 @@ fn ssl_get_with_a_self_signed_certificate() {
     wait_until("s_server listens", Duration::from_secs(10), || {
         lab.listens("rs1", 443)
     });
+    // busybox httpd on the IPv6 address, for checks over IPv6.
+    let rs1_v6 = lab.v6(1);
+    let listen6 = format!("[{rs1_v6}]:8080");
+    let www = dir.display().to_string();
+    let httpd6 = lab.start_daemon(
+        "rs1",
+        "httpd6",
+        None,
+        &["busybox", "httpd", "-f", "-p", &listen6, "-h", &www],
+    );
+    wait_until(
+        "busybox httpd listens on IPv6",
+        Duration::from_secs(10),
+        || lab.listens("rs1", 8080),
+    );
 
     let ssl = |name: &str, extra: &str| {
         format!(
@@ -544,9 +559,58 @@ fn ssl_get_with_a_self_signed_certificate() {
         &ssl("misnamed", &format!("{ca}\nsni = \"other.keeper.test\"")),
     );
 
+    // IPv6, two checkers on one real server: both pass.
+    let v6 = |name: &str, path: &str| {
+        vs(name, 80, &rs1_v6, 8080, "", "")
+            .replace("10.0.0.100", "fd00::100")
+            .replace(
+                "port = 80\n",
+                &format!("port = {}\n", if name == "v6" { 80 } else { 81 }),
+            )
+            + &format!(
+                "tcp_check = {{ connect_timeout = 1 }}\n[virtual_server.{name}.real_server.rs1.http_get]\nurl.index = {{ path = \"{path}\", digest = \"{HELLO_MD5}\" }}\nconnect_timeout = 1\nretry = 0\n"
+            )
+    };
+    config += &v6("v6", "/index.html");
+    // The TCP check passes, the HTTP one does not: all must pass.
+    config += &v6("v6_mixed", "/missing.html");
+
     let start = SystemTime::now();
     let kd = lab.start_keeperd("director", &config);
     lab.wait_ready(kd);
+
+    let v = wait_state(&lab, kd, "v6_mixed", "down", 1.0 + MARGIN + 3.0);
+    assert_window(&v, start, 1.0, 1.0 + 1.0);
+    assert!(
+        error_of(&v).starts_with("http_get: HTTP status 404"),
+        "{:?}",
+        v.last_error
+    );
+    assert_eq!(
+        (v.checks[0].state.as_str(), v.checks[1].state.as_str()),
+        ("up", "down")
+    );
+    wait_until("v6 checked", Duration::from_secs(6), || {
+        view(&lab, kd, "v6").is_some_and(|v| v.checks.iter().all(|c| c.attempts >= 2))
+    });
+    let v = view(&lab, kd, "v6").expect("view");
+    assert_eq!(
+        (v.state.as_str(), v.since, v.last_error.as_deref()),
+        ("up", None, None)
+    );
+    assert_eq!(v.address, format!("[{rs1_v6}]:8080"));
+    let event = SystemTime::now();
+    lab.signal(httpd6, libc::SIGKILL);
+    lab.wait_exit(httpd6, Duration::from_secs(5));
+    // Both checkers (retry 1 for the TCP one, 1 s apart by default; retry 0 for HTTP): the
+    // HTTP one decides within delay_loop.
+    let v = wait_state(&lab, kd, "v6", "down", 1.0 + MARGIN + 2.0);
+    assert_window(&v, event, 0.0, 1.0);
+    assert!(
+        error_of(&v).contains("Connection refused"),
+        "{:?}",
+        v.last_error
+    );
 
     // alpha: a transition to UP at the first attempt (1 s bootstrap), so it was DOWN before.
     let v = wait_state(&lab, kd, "plain", "up", 1.0 + MARGIN + 3.0);
