@@ -239,7 +239,11 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let req = request(url);
-    match tokio::time::timeout(timeout, stream.write_all(&req)).await {
+    let send = async {
+        stream.write_all(&req).await?;
+        stream.flush().await
+    };
+    match tokio::time::timeout(timeout, send).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(format!("send request: {e}")),
         Err(_) => return Err(format!("send request: timed out after {timeout:?}")),
