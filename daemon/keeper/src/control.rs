@@ -37,6 +37,11 @@ pub struct Status {
     /// VRRP packets with an unreadable IP header.
     #[serde(default)]
     pub vrrp_malformed: u64,
+    /// Real servers with their health checks, in configuration order.
+    #[serde(default)]
+    pub real_servers: Vec<RealServerView>,
+    #[serde(default)]
+    pub checker: Option<CheckerStatsView>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -102,6 +107,104 @@ impl From<&InstanceStatus> for InstanceView {
         }
     }
 }
+
+// --- health checks (check/) -----------------------------------------------------------------
+
+fn epoch_secs(t: std::time::SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CheckView {
+    /// `tcp_check`, `http_get`, `ssl_get`, `misc_check`.
+    pub kind: String,
+    /// `up` or `down`.
+    pub state: String,
+    /// Failed attempts since the last success (DOWN after `1 + retry`).
+    pub failures: u32,
+    pub attempts: u64,
+    pub last_error: Option<String>,
+    pub last_duration_ms: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RealServerView {
+    pub virtual_server: String,
+    pub real_server: String,
+    pub address: String,
+    /// `up` or `down`.
+    pub state: String,
+    /// The weight in effect: a `misc_dynamic` weight, else the configured one.
+    pub weight: u32,
+    pub dynamic_weight: bool,
+    /// Seconds since the Unix epoch of the last change of state (none since start: null).
+    pub since: Option<f64>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<f64>,
+    pub checks: Vec<CheckView>,
+}
+
+fn up_down(up: bool) -> String {
+    if up { "up" } else { "down" }.to_string()
+}
+
+impl From<&crate::check::ServerStatus> for RealServerView {
+    fn from(s: &crate::check::ServerStatus) -> Self {
+        RealServerView {
+            virtual_server: s.key.virtual_server.clone(),
+            real_server: s.key.real_server.clone(),
+            address: s.address.to_string(),
+            state: up_down(s.health.up),
+            weight: s.health.weight.unwrap_or(s.weight),
+            dynamic_weight: s.health.weight.is_some(),
+            since: s.since.map(epoch_secs),
+            last_error: s.last_error.clone(),
+            last_error_at: s.last_error_at.map(epoch_secs),
+            checks: s
+                .checks
+                .iter()
+                .map(|c| CheckView {
+                    kind: c.kind.name().to_string(),
+                    state: up_down(c.up),
+                    failures: c.failures,
+                    attempts: c.attempts,
+                    last_error: c.last_error.clone(),
+                    last_duration_ms: c.last_duration.map(|d| d.as_secs_f64() * 1000.0),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CheckerStatsView {
+    pub attempts: u64,
+    pub in_flight: usize,
+    pub limit: usize,
+    /// Attempts started later than 10 % of their interval after they were due.
+    pub late_starts: u64,
+    pub max_lateness_ms: f64,
+    /// Attempts by start lateness: under 1 ms, 4 ms, 16 ms, 64 ms, 256 ms, 1 s, and longer.
+    #[serde(default)]
+    pub lateness_histogram: Vec<u64>,
+}
+
+impl From<crate::check::EngineStats> for CheckerStatsView {
+    fn from(s: crate::check::EngineStats) -> Self {
+        CheckerStatsView {
+            attempts: s.attempts,
+            in_flight: s.in_flight,
+            limit: s.limit,
+            late_starts: s.late_starts,
+            max_lateness_ms: s.max_lateness_us as f64 / 1000.0,
+            lateness_histogram: s.lateness_histogram.to_vec(),
+        }
+    }
+}
+
+// --- end of health checks
 
 /// A request waiting for the event loop's answer.
 pub struct Pending {

@@ -1,5 +1,6 @@
 //! keeperd: configuration, drivers (VRRP on the wire, VIPs, IPVS), health checks and runtime.
 
+pub mod check;
 pub mod config;
 pub mod control;
 pub mod logging;

@@ -7,6 +7,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use keeper_vrrp::State;
 
+use crate::check::{self, Checkers};
 use crate::config::{self, Loaded};
 use crate::control::{self, InstanceView, Pending, Request, Response, Status};
 use crate::launcher::{self, ScriptRunner};
@@ -142,6 +143,7 @@ async fn event_loop(
 
     // notify (notify/): scripts (through the launcher), notify_fifo, SMTP alerts. Started as
     // the daemon's user, so the FIFO it creates is its own to remove at stop.
+    let mut checkers = Checkers::start(check::plan::plan(&loaded.config));
     let notes = Notifications::start(
         &loaded.config,
         crate::notify::exec::Runner::Launcher(scripts.clone()),
@@ -191,10 +193,16 @@ async fn event_loop(
             _ = int.recv() => break,
             _ = hup.recv() => {
                 notifier.reloading();
-                if reload(&config_path, &mut running, &scripts, &mut driver).await.0 {
+                if reload(&config_path, &mut running, &scripts, &mut driver, &checkers).await.0 {
                     notes.reconfigure(&running.config);
                 }
                 notifier.ready(&summary(&driver));
+                continue;
+            }
+            Some(verdict) = checkers.next_verdict() => {
+                // A real server's health changed (logged by the checkers); the IPVS reconcile
+                // takes it from here: RealServerHealth { up: verdict.up, weight: verdict.weight }.
+                let _ = verdict;
                 continue;
             }
             Some(Pending { request, reply }) = requests.recv() => {
@@ -203,10 +211,12 @@ async fn event_loop(
                         instances: driver.status().iter().map(InstanceView::from).collect(),
                         vrrp_unmatched: driver.unmatched,
                         vrrp_malformed: driver.malformed,
+                        real_servers: checkers.status().iter().map(Into::into).collect(),
+                        checker: Some(checkers.stats().into()),
                     }),
                     Request::Reload => {
                         notifier.reloading();
-                        let (ok, message) = reload(&config_path, &mut running, &scripts, &mut driver).await;
+                        let (ok, message) = reload(&config_path, &mut running, &scripts, &mut driver, &checkers).await;
                         if ok {
                             notes.reconfigure(&running.config);
                         }
@@ -266,9 +276,12 @@ async fn event_loop(
         driver.process(input).await;
     }
     stop(
-        driver,
-        hooks,
-        &notes,
+        Stopping {
+            driver,
+            checkers,
+            hooks,
+            notes: &notes,
+        },
         &mut notifier,
         &mut term,
         &mut int,
@@ -277,12 +290,19 @@ async fn event_loop(
     .await
 }
 
+/// What the graceful stop stops, in this order: VRRP (with the checkers' omega scripts), the
+/// STOP notifications, then the registered hooks.
+struct Stopping<'a> {
+    driver: Driver,
+    checkers: Checkers,
+    hooks: ShutdownHooks,
+    notes: &'a Notifications,
+}
+
 /// The graceful stop (see [`crate::shutdown`]): VRRP first, then the hooks, all within
 /// [`STOP_DEADLINE`]; a second SIGTERM/SIGINT forces the exit.
 async fn stop(
-    mut driver: Driver,
-    hooks: ShutdownHooks,
-    notes: &Notifications,
+    what: Stopping<'_>,
     notifier: &mut Notifier,
     term: &mut tokio::signal::unix::Signal,
     int: &mut tokio::signal::unix::Signal,
@@ -291,13 +311,20 @@ async fn stop(
     tracing::info!("keeperd stopping: priority 0 adverts, releasing virtual addresses");
     notifier.stopping("stopping: releasing virtual addresses");
     let deadline = tokio::time::Instant::now() + STOP_DEADLINE;
+    let Stopping {
+        mut driver,
+        checkers,
+        hooks,
+        notes,
+    } = what;
     let stopping: Vec<(String, u8)> = driver
         .status()
         .into_iter()
         .map(|s| (s.name, s.priority))
         .collect();
     let graceful = async {
-        driver.shutdown().await;
+        // omega: notify_down scripts run while VRRP releases its addresses.
+        tokio::join!(driver.shutdown(), checkers.shutdown());
         // notify: STOP notifications after the VIPs are released (failover first), bounded.
         notes.stop(&stopping, NOTIFY_STOP_BOUND).await;
         hooks.run(deadline).await
@@ -326,6 +353,7 @@ async fn reload(
     running: &mut Loaded,
     scripts: &ScriptRunner,
     driver: &mut Driver,
+    checkers: &Checkers,
 ) -> (bool, String) {
     match config::load(config_path, std::env::vars()).and_then(|new| {
         // Script users are fixed at start: the launcher drops the power to add one.
@@ -363,8 +391,10 @@ async fn reload(
             for w in &new.warnings {
                 tracing::warn!("{w}");
             }
-            // Only the differences are applied: unchanged instances are not touched.
+            // Only the differences are applied: unchanged instances and real servers are not
+            // touched (they keep state, timers and VIPs).
             driver.reload(Setup::from_config(&new.config)).await;
+            checkers.reload(check::plan::plan(&new.config));
             *running = new;
             let message = "configuration reloaded".to_string();
             tracing::info!("{message}");

@@ -26,6 +26,8 @@ fn server(path: &Path) -> std::thread::JoinHandle<()> {
                         instances: Vec::new(),
                         vrrp_unmatched: 7,
                         vrrp_malformed: 0,
+                        real_servers: Vec::new(),
+                        checker: None,
                     }),
                     Request::Reload => Response::Reloaded {
                         ok: true,

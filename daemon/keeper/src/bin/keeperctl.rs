@@ -91,6 +91,7 @@ fn main() -> ExitCode {
                     i.vips.join(",")
                 );
             }
+            print_real_servers(&s.real_servers);
         }
         (_, Response::Reloaded { ok, message }) => {
             println!("{message}");
@@ -108,4 +109,53 @@ fn main() -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+// --- health checks: one line per real server --------------------------------------------------
+
+/// `35s`, `4m`, `2h`: how long ago `at` (seconds since the epoch) was.
+fn ago(at: Option<f64>) -> String {
+    let Some(at) = at else {
+        return "-".to_string();
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(at);
+    let s = (now - at).max(0.0) as u64;
+    match s {
+        0..120 => format!("{s}s"),
+        120..7200 => format!("{}m", s / 60),
+        _ => format!("{}h", s / 3600),
+    }
+}
+
+fn print_real_servers(servers: &[control::RealServerView]) {
+    if servers.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "{:<32} {:<24} {:<5} {:>6} {:>6}  LAST ERROR",
+        "VIRTUAL/REAL SERVER", "ADDRESS", "STATE", "WEIGHT", "SINCE"
+    );
+    for r in servers {
+        let weight = if r.dynamic_weight {
+            format!("{}*", r.weight)
+        } else {
+            r.weight.to_string()
+        };
+        println!(
+            "{:<32} {:<24} {:<5} {:>6} {:>6}  {}",
+            format!("{}/{}", r.virtual_server, r.real_server),
+            r.address,
+            r.state,
+            weight,
+            ago(r.since),
+            r.last_error
+                .as_deref()
+                .map(|e| format!("{e} ({} ago)", ago(r.last_error_at)))
+                .unwrap_or_else(|| "-".into())
+        );
+    }
 }

@@ -488,6 +488,19 @@ pub struct VirtualServer {
     pub virtualhost: Option<String>,
     #[serde(default)]
     pub ha_suspend: bool,
+    // --- health-check defaults (check/plan.rs): a checker's key wins over its real server's,
+    // which wins over these, as in keepalived.
+    /// Default 5 s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_before_retry: Option<Secs>,
+    /// Default: the checker's delay_loop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<Secs>,
+    // --- end of health-check defaults
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub real_server: BTreeMap<String, RealServer>,
 }
@@ -515,6 +528,25 @@ pub struct RealServer {
     pub notify_up: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_down: Option<String>,
+    // --- health-check defaults for this real server's checkers (check/plan.rs)
+    /// Default: the virtual server's `alpha`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<bool>,
+    /// Default: the virtual server's `delay_loop`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_loop: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_before_retry: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<Secs>,
+    /// Default `Host:` for this real server's HTTP checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtualhost: Option<String>,
+    // --- end of health-check defaults
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp_check: Option<TcpCheck>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -548,6 +580,12 @@ pub struct TcpCheck {
     pub connect_port: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bindto: Option<IpAddr>,
+    /// Default: the real server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_loop: Option<Secs>,
+    /// Default: the real server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<bool>,
 }
 
 /// `HTTP_GET` / `SSL_GET { url { … } … }`.
@@ -580,6 +618,16 @@ pub struct HttpCheck {
     /// TLS only: verify the server certificate (default false, as keepalived).
     #[serde(default)]
     pub verify_cert: bool,
+    /// TLS only, with `verify_cert`: PEM file of the certificates to trust (default: the
+    /// system's trust store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Default: the real server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_loop: Option<Secs>,
+    /// Default: the real server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -616,6 +664,12 @@ pub struct MiscCheck {
     pub retry: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_before_retry: Option<Secs>,
+    /// Default: the real server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_loop: Option<Secs>,
+    /// Default: the real server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<bool>,
 }
 
 /// HTTP status codes accepted by a check: inclusive ranges.

@@ -505,6 +505,7 @@ fn check_virtual_servers(c: &mut Checker, cfg: &Config) {
             if let Some(m) = &rs.misc_check {
                 check_misc(c, with(&rb, &["misc_check"]), m);
             }
+            check_health_checks(c, &base, vs, &rb, rs);
         }
     }
 }
@@ -580,6 +581,114 @@ fn check_misc(c: &mut Checker, base: KeyPath, m: &MiscCheck) {
     }
     if let Some(r) = m.retry {
         c.range(with(&base, &["retry"]), r, 0, 1_000_000);
+    }
+}
+
+// --- health checks (check/): what the checkers need beyond each table's own keys -------------
+
+fn positive(c: &mut Checker, path: KeyPath, d: Option<crate::config::Secs>) {
+    if d.is_some_and(|d| d.get().is_zero()) {
+        c.error(path, "must be above 0");
+    }
+}
+
+fn script_line(c: &mut Checker, path: KeyPath, line: &Option<String>) {
+    if let Some(l) = line
+        && let Err(e) = crate::check::script::split_words(l)
+    {
+        c.error(path, e);
+    }
+}
+
+/// Checks targets, addresses, scripts and regexes of a real server's checkers.
+fn check_health_checks(
+    c: &mut Checker,
+    vs_base: &KeyPath,
+    vs: &crate::config::schema::VirtualServer,
+    rb: &KeyPath,
+    rs: &crate::config::schema::RealServer,
+) {
+    positive(c, with(vs_base, &["connect_timeout"]), vs.connect_timeout);
+    if let Some(r) = vs.retry {
+        c.range(with(vs_base, &["retry"]), r, 0, 1_000_000);
+    }
+    positive(c, with(rb, &["connect_timeout"]), rs.connect_timeout);
+    positive(c, with(rb, &["delay_loop"]), rs.delay_loop);
+    if let Some(r) = rs.retry {
+        c.range(with(rb, &["retry"]), r, 0, 1_000_000);
+    }
+    script_line(c, with(rb, &["notify_up"]), &rs.notify_up);
+    script_line(c, with(rb, &["notify_down"]), &rs.notify_down);
+    let Some(rs_ip) = rs.ip else { return };
+    let port = rs.port.or(vs.port).filter(|&p| p > 0);
+    let connected = |c: &mut Checker,
+                     kb: KeyPath,
+                     connect_ip: Option<IpAddr>,
+                     connect_port: Option<i64>,
+                     bindto: Option<IpAddr>| {
+        if connect_port.or(port).is_none() {
+            c.error(
+                kb.clone(),
+                "needs a port: set `port` on the real server or the virtual server, or `connect_port`",
+            );
+        }
+        let target = connect_ip.unwrap_or(rs_ip);
+        if let Some(b) = bindto
+            && b.is_ipv6() != target.is_ipv6()
+        {
+            c.error(
+                with(&kb, &["bindto"]),
+                format!("{b} cannot reach {target}: the address families differ"),
+            );
+        }
+    };
+    if let Some(t) = &rs.tcp_check {
+        let kb = with(rb, &["tcp_check"]);
+        positive(c, with(&kb, &["delay_loop"]), t.delay_loop);
+        connected(c, kb, t.connect_ip, t.connect_port, t.bindto);
+    }
+    for (key, h, tls) in [
+        ("http_get", &rs.http_get, false),
+        ("ssl_get", &rs.ssl_get, true),
+    ] {
+        let Some(h) = h else { continue };
+        let kb = with(rb, &[key]);
+        positive(c, with(&kb, &["delay_loop"]), h.delay_loop);
+        connected(c, kb.clone(), h.connect_ip, h.connect_port, h.bindto);
+        if !tls {
+            for (k, set) in [
+                ("sni", h.sni.is_some()),
+                ("verify_cert", h.verify_cert),
+                ("ca_file", h.ca_file.is_some()),
+            ] {
+                if set {
+                    c.warn(
+                        with(&kb, &[k]),
+                        "only ssl_get uses TLS; ignored for http_get",
+                    );
+                }
+            }
+        } else if h.ca_file.is_some() && !h.verify_cert {
+            c.warn(
+                with(&kb, &["ca_file"]),
+                "used only with verify_cert = true; certificates are not verified",
+            );
+        }
+        for (name, u) in &h.url {
+            if let Some(re) = &u.regex
+                && let Err(e) = regex::bytes::Regex::new(re)
+            {
+                c.error(
+                    with(&kb, &["url", name, "regex"]),
+                    format!("invalid regex: {e}"),
+                );
+            }
+        }
+    }
+    if let Some(m) = &rs.misc_check {
+        let kb = with(rb, &["misc_check"]);
+        positive(c, with(&kb, &["delay_loop"]), m.delay_loop);
+        script_line(c, with(&kb, &["misc_path"]), &m.misc_path);
     }
 }
 

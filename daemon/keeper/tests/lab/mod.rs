@@ -341,6 +341,30 @@ impl Lab {
         self.spawn(node, cmd, log, None)
     }
 
+    /// Starts any program in `node` as a daemon (own process group, output in
+    /// `<node>-<name>.log` in the lab directory), in directory `cwd` if given.
+    pub fn start_daemon(
+        &mut self,
+        node: &str,
+        name: &str,
+        cwd: Option<&std::path::Path>,
+        args: &[&str],
+    ) -> usize {
+        let log = self.dir.path().join(format!("{node}-{name}.log"));
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns(node)]).args(args);
+        if let Some(dir) = cwd {
+            cmd.current_dir(dir);
+        }
+        self.spawn(node, cmd, log, None)
+    }
+
+    /// Whether something in `node` listens on TCP `port`.
+    pub fn listens(&self, node: &str, port: u16) -> bool {
+        let out = self.exec(node, &["ss", "-Hltn", &format!("sport = :{port}")]);
+        !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+    }
+
     /// Starts `cmd` (already wrapped in `ip netns exec` as needed) as a lab daemon.
     pub fn spawn(
         &mut self,
