@@ -848,8 +848,13 @@ fn twenty_reloads_and_an_invalid_one_lose_no_probe() {
                 lab.has_addr("a", &extra_vip)
             });
         }
-        // A reload is done when keeperd answers again (requests are served between inputs).
+        // A reload is done when keeperd answers again (requests are served between inputs);
+        // then let the client get five more answers before the next one.
         lab.wait_ready(a);
+        let seen = lab.log(pinger).matches("bytes from").count();
+        wait_until("five more answers", 5 * SECS, || {
+            lab.log(pinger).matches("bytes from").count() >= seen + 5
+        });
     }
     // One invalid reload: refused, nothing changes.
     std::fs::write(
@@ -871,6 +876,10 @@ fn twenty_reloads_and_an_invalid_one_lose_no_probe() {
         .find(|l| l.contains("packets transmitted"))
         .unwrap_or_default()
         .to_string();
+    assert!(
+        log.matches("bytes from").count() >= 100,
+        "the probes span the reloads: {summary}"
+    );
     assert!(
         summary.contains(" 0% packet loss"),
         "probes lost across reloads: {summary}\n{}",
