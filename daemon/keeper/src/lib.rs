@@ -5,4 +5,5 @@ pub mod control;
 pub mod logging;
 pub mod net;
 pub mod runtime;
+pub mod track;
 pub mod vrrp;
