@@ -7,7 +7,8 @@
 //! idle machine costs nothing. Where the connector is not available (another network or PID
 //! namespace, an old kernel without CAP_NET_ADMIN), `/proc` is scanned every
 //! [`SCAN_INTERVAL`] instead: a scan reads `/proc/PID/stat` of every process (and the
-//! command line only when a rule needs it); `daemon/benches/track-proc-scan` measures its cost.
+//! command line only when a rule needs it); `cargo bench -p keeper --bench track_proc_scan`
+//! measures both.
 //!
 //! All `/proc` reading runs on tokio's blocking threads, never on the thread that runs VRRP.
 
@@ -32,6 +33,8 @@ use super::{Observation, lock};
 
 /// How often `/proc` is scanned when the process events connector is not available.
 pub const SCAN_INTERVAL: Duration = Duration::from_secs(1);
+/// The shortest time between two reads of process events.
+const COALESCE: Duration = Duration::from_millis(25);
 /// How long the kernel has to acknowledge the connector subscription.
 const ACK_WAIT: Duration = Duration::from_secs(1);
 
@@ -61,14 +64,15 @@ pub struct ProcessStatus {
 }
 
 enum Source {
-    Connector(Connector),
+    /// With the time the last batch of events was read.
+    Connector(Connector, Option<tokio::time::Instant>),
     Scan(tokio::time::Interval),
 }
 
 impl Source {
     fn describe(&self) -> String {
         match self {
-            Source::Connector(_) => "proc connector".to_string(),
+            Source::Connector(..) => "proc connector".to_string(),
             Source::Scan(i) => format!("/proc scan every {:?}", i.period()),
         }
     }
@@ -82,6 +86,8 @@ enum Input {
 
 struct Watcher {
     table: Table,
+    /// Each rule in keepalived's words, for the status.
+    described: Vec<String>,
     out: mpsc::Sender<Observation>,
     status: Arc<Mutex<BTreeMap<String, ProcessStatus>>>,
     watched_by: String,
@@ -99,7 +105,7 @@ impl Watcher {
                     spec.name.clone(),
                     ProcessStatus {
                         name: spec.name.clone(),
-                        process: spec.describe(),
+                        process: self.described.get(i).cloned().unwrap_or_default(),
                         running,
                         reported,
                         delayed,
@@ -214,7 +220,7 @@ async fn open_source(mode: ProcessWatch) -> (Source, Vec<ProcEvent>) {
             (scan(SCAN_INTERVAL), Vec::new())
         }
         ProcessWatch::Auto => match Connector::open(ACK_WAIT).await {
-            Ok((c, early)) => (Source::Connector(c), early),
+            Ok((c, early)) => (Source::Connector(c, None), early),
             Err(e) => {
                 tracing::info!(
                     "vrrp_track_process: the process events connector is not available ({e}): scanning /proc every {SCAN_INTERVAL:?}"
@@ -235,6 +241,7 @@ pub(super) async fn process_task(
 ) {
     let (mut source, early) = open_source(mode).await;
     let mut w = Watcher {
+        described: specs.iter().map(ProcessSpec::describe).collect(),
         table: Table::new(specs),
         out,
         status,
@@ -249,6 +256,7 @@ pub(super) async fn process_task(
         let input = tokio::select! {
             cmd = commands.recv() => match cmd {
                 Some(specs) => {
+                    w.described = specs.iter().map(ProcessSpec::describe).collect();
                     w.table.reconfigure(specs);
                     if !w.rescan().await {
                         return;
@@ -306,9 +314,15 @@ async fn next_input(source: &mut Source) -> std::io::Result<Input> {
             i.tick().await;
             Ok(Input::Tick)
         }
-        Source::Connector(c) => {
+        Source::Connector(c, last) => {
+            // Events are read at most every COALESCE: a busy machine forks hundreds of times
+            // a second, and one wakeup per event costs more than the events themselves.
+            if let Some(last) = *last {
+                tokio::time::sleep_until(last + COALESCE).await;
+            }
             let mut events = Vec::new();
             let lost = c.recv(&mut events).await?;
+            *last = Some(tokio::time::Instant::now());
             Ok(Input::Events(events, lost))
         }
     }
