@@ -75,8 +75,11 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("0.0.0.0", 7777))
 name = sys.argv[1].encode()
 while True:
-    data, addr = s.recvfrom(64)
-    s.sendto(data[:8] + name, addr)
+    try:
+        data, addr = s.recvfrom(64)
+        s.sendto(data[:8] + name, addr)
+    except OSError:
+        pass  # e.g. "network unreachable" while the link is down: keep answering after
 """
 
 

@@ -7,3 +7,5 @@ pub mod net;
 pub mod runtime;
 pub mod track;
 pub mod vrrp;
+// Notify scripts, notify_fifo and SMTP alerts (issue 5).
+pub mod notify;

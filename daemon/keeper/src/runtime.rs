@@ -7,8 +7,8 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::{self, Loaded};
 use crate::control::{self, InstanceView, Pending, Request, Response, Status};
-use crate::vrrp::driver::{Driver, DriverError};
-use crate::vrrp::plan;
+use crate::notify::{Notifier, NotifyState};
+use crate::vrrp::driver::{Driver, DriverError, Setup};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -16,7 +16,12 @@ pub enum RuntimeError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Vrrp(#[from] DriverError),
+    #[error("notify scripts: {0}")]
+    Notify(String),
 }
+
+/// How long stop notifications (`notify_stop`, STOP mail) may take at shutdown.
+const NOTIFY_STOP_BOUND: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Runs until SIGTERM or SIGINT.
 pub fn run(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeError> {
@@ -30,8 +35,29 @@ async fn event_loop(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeE
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
-    let (plans, _) = plan::plan(&loaded.config);
-    let mut driver = Driver::start(plans).await?;
+    // --- notify (notify/): scripts, notify_fifo, SMTP alerts on state changes.
+    let notifier = Notifier::start(
+        &loaded.config,
+        Notifier::runner_for(&loaded.config).map_err(RuntimeError::Notify)?,
+    );
+    // --- end notify
+    let mut driver = Driver::start(Setup::from_config(&loaded.config)).await?;
+    // --- notify: the transitions `Driver::start` made before anyone could subscribe, then
+    // every later one through the broadcast (nothing runs between the two).
+    for s in driver.status() {
+        if let Some((at, transition)) = s.last_transition {
+            notifier.vrrp_change(&crate::vrrp::driver::StateChange {
+                instance: s.name.clone(),
+                vrid: s.vrid,
+                priority: s.priority,
+                transition,
+                at,
+            });
+        }
+    }
+    let mut changes = driver.subscribe();
+    let mut group_changes = driver.subscribe_groups();
+    // --- end notify
     let socket_path = loaded.config.global.control_socket.clone();
     let mut requests = control::serve(&socket_path).map_err(|e| {
         std::io::Error::new(
@@ -51,7 +77,36 @@ async fn event_loop(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeE
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {
-                reload(&config_path, &mut running);
+                if reload(&config_path, &mut running, &mut driver).await.0 {
+                    notifier.reconfigure(&running.config);
+                }
+                continue;
+            }
+            // notify: hand each state change over; this never waits for scripts or mail.
+            change = changes.recv() => {
+                match change {
+                    Ok(c) => notifier.vrrp_change(&c),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => notifier.lagged(n),
+                    // The driver owns the sender and outlives this loop.
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => changes = driver.subscribe(),
+                }
+                continue;
+            }
+            change = group_changes.recv() => {
+                match change {
+                    Ok(g) => {
+                        if let Some(state) = match g.to {
+                            keeper_vrrp::State::Master => Some(NotifyState::Master),
+                            keeper_vrrp::State::Backup => Some(NotifyState::Backup),
+                            keeper_vrrp::State::Fault => Some(NotifyState::Fault),
+                            keeper_vrrp::State::Initialize => None,
+                        } {
+                            notifier.group(&g.group, state);
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => notifier.lagged(n),
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => group_changes = driver.subscribe_groups(),
+                }
                 continue;
             }
             Some(Pending { request, reply }) = requests.recv() => {
@@ -62,7 +117,10 @@ async fn event_loop(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeE
                         vrrp_malformed: driver.malformed,
                     }),
                     Request::Reload => {
-                        let (ok, message) = reload(&config_path, &mut running);
+                        let (ok, message) = reload(&config_path, &mut running, &mut driver).await;
+                        if ok {
+                            notifier.reconfigure(&running.config);
+                        }
                         Response::Reloaded { ok, message }
                     }
                 };
@@ -73,7 +131,14 @@ async fn event_loop(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeE
         driver.process(input).await;
     }
     tracing::info!("keeperd stopping: releasing virtual addresses");
+    let stopping: Vec<(String, u8)> = driver
+        .status()
+        .into_iter()
+        .map(|s| (s.name, s.priority))
+        .collect();
     driver.shutdown().await;
+    // notify: STOP notifications after the VIPs are released (failover first), bounded.
+    notifier.stop(&stopping, NOTIFY_STOP_BOUND).await;
     let _ = std::fs::remove_file(&socket_path);
     Ok(())
 }
@@ -81,22 +146,22 @@ async fn event_loop(loaded: Loaded, config_path: PathBuf) -> Result<(), RuntimeE
 /// Parses and validates first; an invalid configuration keeps the running one. Applying
 /// differences without disturbing running instances is not implemented yet: a changed VRRP
 /// configuration is logged and needs a restart.
-fn reload(config_path: &std::path::Path, running: &mut Loaded) -> (bool, String) {
+async fn reload(
+    config_path: &std::path::Path,
+    running: &mut Loaded,
+    driver: &mut Driver,
+) -> (bool, String) {
     match config::load(config_path, std::env::vars()) {
         Ok(new) => {
             for w in &new.warnings {
                 tracing::warn!("{w}");
             }
-            let message = if new.config.vrrp_instance != running.config.vrrp_instance
-                || new.config.global != running.config.global
-            {
-                "reload: VRRP changes are not applied by reload yet (accepted, not implemented); restart keeperd to apply them"
-            } else {
-                "configuration reloaded; nothing to change"
-            };
-            tracing::warn!("{message}");
+            // Only the differences are applied: unchanged instances are not touched.
+            driver.reload(Setup::from_config(&new.config)).await;
             *running = new;
-            (true, message.to_string())
+            let message = "configuration reloaded".to_string();
+            tracing::info!("{message}");
+            (true, message)
         }
         Err(errors) => {
             for e in &errors {

@@ -597,3 +597,201 @@ fn virtual_routes_and_rules_follow_the_master() {
         installed(&lab, "b")
     });
 }
+
+#[test]
+fn use_vmac_keeps_the_clients_arp_entry_across_failover() {
+    let mut lab = Lab::new(&["a", "b", "c"]);
+    let vip = lab.vip4();
+    let vmac = "00:00:5e:00:01:33";
+    let sysctl = |lab: &Lab, n: &str, key: &str| {
+        let out = lab.exec(n, &["sysctl", "-n", &format!("net.ipv4.conf.{key}")]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let a = lab.start_keeperd(
+        "a",
+        &format!("{}use_vmac = true\n", v2("VI_1", 51, 100, &vip)),
+    );
+    let b = lab.start_keeperd(
+        "b",
+        &format!("{}use_vmac = true\n", v2("VI_1", 51, 50, &vip)),
+    );
+    master_within(&lab, a, "VI_1", 10 * SECS);
+    // The VMAC exists on both, the VIP is on a's VMAC, the base's ARP settings are protected.
+    for n in ["a", "b"] {
+        let link = lab.exec(n, &["ip", "-d", "link", "show", "vrrp.51"]);
+        let text = String::from_utf8_lossy(&link.stdout).into_owned();
+        assert!(
+            text.contains(vmac) && text.contains("macvlan mode private"),
+            "{n}:\n{text}"
+        );
+        assert_eq!(sysctl(&lab, n, "eth0.arp_ignore"), "1");
+        assert_eq!(sysctl(&lab, n, "eth0.arp_filter"), "1");
+        assert_eq!(sysctl(&lab, n, "eth0.arp_announce"), "2");
+        assert_eq!(sysctl(&lab, n, "vrrp/51.arp_ignore"), "1");
+        assert_eq!(sysctl(&lab, n, "vrrp/51.rp_filter"), "0");
+    }
+    let on_vmac = |lab: &Lab, n: &str| {
+        String::from_utf8_lossy(
+            &lab.exec(n, &["ip", "-4", "addr", "show", "dev", "vrrp.51"])
+                .stdout,
+        )
+        .contains(&format!(" {vip}/"))
+    };
+    assert!(on_vmac(&lab, "a") && !on_vmac(&lab, "b"));
+    // The client sees the VIP at the virtual MAC, whoever is master.
+    assert!(
+        lab.exec("c", &["ping", "-c", "1", "-W", "2", &vip])
+            .status
+            .success()
+    );
+    assert_eq!(lab.neighbour_mac("c", &vip).as_deref(), Some(vmac));
+    lab.signal(a, libc::SIGTERM);
+    lab.wait_exit(a, 5 * SECS);
+    master_within(&lab, b, "VI_1", 5 * SECS);
+    assert!(on_vmac(&lab, "b"));
+    wait_until("client reaches the VIP on b", 5 * SECS, || {
+        lab.exec("c", &["ping", "-c", "1", "-W", "1", &vip])
+            .status
+            .success()
+    });
+    assert_eq!(
+        lab.neighbour_mac("c", &vip).as_deref(),
+        Some(vmac),
+        "the client's entry never changed"
+    );
+    // a stopped: its VMAC is gone and its base interface has its settings back.
+    assert!(
+        !lab.exec("a", &["ip", "link", "show", "vrrp.51"])
+            .status
+            .success(),
+        "a's VMAC removed"
+    );
+    assert_eq!(sysctl(&lab, "a", "eth0.arp_ignore"), "0");
+    assert_eq!(sysctl(&lab, "a", "eth0.arp_filter"), "0");
+    assert_eq!(sysctl(&lab, "a", "eth0.arp_announce"), "0");
+}
+
+#[test]
+fn use_vmac_interop_with_keepalived_and_frr() {
+    let mut lab = Lab::new(&["a", "k", "f", "c"]);
+    let vip = lab.vip4();
+    let vmac = "00:00:5e:00:01:05";
+    let conf = format!(
+        "[global]\nvrrp_version = 3\n{}use_vmac = true\n",
+        instance("VI_1", 5, 200, &format!("{vip}/24"), "advert_int = 1")
+    );
+    // keepalived with its own VMAC, and FRR (which always uses one), both below keeperd.
+    let kconf = keepalived_conf(5, 100, &vip, true, "1")
+        .replace("  virtual_ipaddress", "  use_vmac\n  virtual_ipaddress");
+    // keepalived sets arp_ignore/arp_filter on the base but not arp_announce (keeperd does):
+    // without it the base asks ARP with the VIP as sender and the client learns the base MAC.
+    assert!(
+        lab.exec("k", &["sysctl", "-qw", "net.ipv4.conf.eth0.arp_announce=2"])
+            .status
+            .success()
+    );
+    let k = lab.start_keepalived("k", &kconf);
+    lab.start_frr_zebra("f", 5, &vip);
+    let _v = lab.start_frr_vrrpd("f", 5, 50, &vip, 1000);
+    let a = lab.start_keeperd("a", &conf);
+    master_within(&lab, a, "VI_1", 10 * SECS);
+    wait_until("FRR backup", 10 * SECS, || lab.frr_is_backup("f", 5));
+    assert!(
+        lab.exec("c", &["ping", "-c", "1", "-W", "2", &vip])
+            .status
+            .success()
+    );
+    assert_eq!(lab.neighbour_mac("c", &vip).as_deref(), Some(vmac));
+    // keeperd stops: keepalived (100) takes over with the same virtual MAC; the client's entry
+    // never changes and it reaches the VIP on keepalived.
+    lab.signal(a, libc::SIGTERM);
+    lab.wait_exit(a, 5 * SECS);
+    wait_until("keepalived holds the VIP on its VMAC", 10 * SECS, || {
+        String::from_utf8_lossy(&lab.exec("k", &["ip", "-4", "addr", "show"]).stdout)
+            .contains(&format!(" {vip}/"))
+    });
+    wait_until("client reaches the VIP on keepalived", 5 * SECS, || {
+        lab.exec("c", &["ping", "-c", "1", "-W", "1", &vip])
+            .status
+            .success()
+    });
+    assert_eq!(
+        lab.neighbour_mac("c", &vip).as_deref(),
+        Some(vmac),
+        "keepalived log:\n{}",
+        lab.log(k)
+    );
+    assert!(lab.frr_is_backup("f", 5));
+}
+
+#[test]
+fn a_missing_interface_is_an_error_or_waited_for_with_dynamic_interfaces() {
+    let mut lab = Lab::new(&["a", "b"]);
+    let vip = lab.vip4();
+    let inst = instance("VI_1", 51, 100, &format!("{vip}/24"), "")
+        .replace("interface = \"eth0\"", "interface = \"eth1\"");
+    // Without dynamic_interfaces: a clear error naming the interface, exit 1.
+    let plain = lab.start_keeperd("a", &inst);
+    let status = lab.wait_exit(plain, 10 * SECS);
+    assert_eq!(status.code(), Some(1));
+    assert!(lab.log(plain).contains("eth1"), "{}", lab.log(plain));
+    // With it: keeperd waits, and starts the instance when eth1 appears.
+    let a = lab.start_keeperd("a", &format!("[global]\ndynamic_interfaces = true\n{inst}"));
+    lab.wait_ready(a);
+    assert!(
+        lab.status(a).is_some_and(|s| s.instances.is_empty()),
+        "no instance until eth1 exists"
+    );
+    let ns = lab.ns("a");
+    let lan = lab.lan();
+    for args in [
+        vec![
+            "-n",
+            lan.as_str(),
+            "link",
+            "add",
+            "p-a1",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth1",
+            "netns",
+            ns.as_str(),
+        ],
+        vec![
+            "-n",
+            lan.as_str(),
+            "link",
+            "set",
+            "p-a1",
+            "master",
+            "br0",
+            "up",
+        ],
+        vec![
+            "-n",
+            ns.as_str(),
+            "addr",
+            "add",
+            "192.0.2.11/24",
+            "dev",
+            "eth1",
+        ],
+        vec!["-n", ns.as_str(), "link", "set", "eth1", "up"],
+    ] {
+        assert!(
+            std::process::Command::new("ip")
+                .args(&args)
+                .status()
+                .expect("ip")
+                .success(),
+            "{args:?}"
+        );
+    }
+    master_within(&lab, a, "VI_1", 10 * SECS);
+    let on_eth1 =
+        String::from_utf8_lossy(&lab.exec("a", &["ip", "addr", "show", "dev", "eth1"]).stdout)
+            .into_owned();
+    assert!(on_eth1.contains(&format!(" {vip}/")), "{on_eth1}");
+}

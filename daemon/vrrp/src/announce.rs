@@ -56,6 +56,23 @@ impl AnnounceSchedule {
         }
     }
 
+    /// A reload changed the schedule: future bursts use the new counts and spacing; a
+    /// changed refresh period restarts the refresh from now (only while master).
+    pub(crate) fn reconfigure(&mut self, garp: GarpConfig, now: Instant, master: bool) {
+        let old = std::mem::replace(&mut self.garp, garp);
+        if garp.master_delay.is_zero() {
+            self.repeats.clear();
+        }
+        if old.master_refresh != garp.master_refresh {
+            self.refresh_at = if master {
+                garp.master_refresh
+                    .and_then(|period| now.checked_add(period))
+            } else {
+                None
+            };
+        }
+    }
+
     fn repeat_time(&self, now: Instant) -> Option<Instant> {
         if self.garp.master_delay.is_zero() {
             None

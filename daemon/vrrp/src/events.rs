@@ -4,6 +4,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use crate::packet::{Advert, DecodeError};
+use crate::tracking::TrackingStatus;
 
 /// RFC 5798 section 6.4 states.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -12,7 +13,8 @@ pub enum State {
     Initialize,
     Backup,
     Master,
-    /// Interface (or whatever the driver maps onto [`Event::InterfaceDown`]) is down.
+    /// Held down: the interface is down ([`Event::InterfaceDown`]), a tracked object
+    /// failed ([`Event::Tracking`]), or another member of the sync group is in fault.
     Fault,
 }
 
@@ -47,15 +49,24 @@ pub enum Event<'a> {
         ttl: u8,
         bytes: &'a [u8],
     },
-    /// The interface came up, or every fault condition the driver tracks cleared.
-    /// Leaves Fault like a Startup. Before Startup it only records the link state.
+    /// The instance's interface came up. Leaves Fault like a Startup unless something
+    /// else (tracking, the sync group) still holds it there. Before Startup it only
+    /// records the link state.
     InterfaceUp,
-    /// The interface went down, or a fault condition (tracked interface, script) set in:
-    /// enter Fault. A master sends a priority-0 advert (it may not get out) and releases.
+    /// The instance's interface went down: enter Fault. A master sends a priority-0
+    /// advert (it may not get out) and releases.
     InterfaceDown,
     /// The effective priority changed (tracking weights). 0 is raised to 1 (0 is only
-    /// for stopping). Takes effect in the next advert and the next skew computation.
+    /// for stopping), a non-owner is capped at 254. Takes effect in the next advert; a
+    /// Backup's running Master_Down timer moves by the change of Skew_Time (keepalived).
     SetPriority(u8),
+    /// What the trackers make of the instance now ([`crate::Tracking::status`]): the
+    /// priority as [`Event::SetPriority`], then `fault` enters Fault (a master sends
+    /// priority 0 and releases) or, cleared, leaves it like a Startup unless the link or
+    /// the sync group still holds it. Feed it after every tracker change; an unchanged
+    /// status does nothing. Other trackers than the instance's own interface
+    /// (`track_interface`, scripts, files, processes) go here, not to `InterfaceDown`.
+    Tracking(TrackingStatus),
 }
 
 /// Why the state changed.
@@ -76,6 +87,13 @@ pub enum TransitionReason {
     InterfaceDown,
     InterfaceUp,
     Shutdown,
+    /// A tracked object put the instance in Fault.
+    TrackFault,
+    /// The last tracker fault cleared.
+    TrackRecovered,
+    /// Forced by the sync group: another member went master, backup or into fault, or
+    /// came out of it.
+    SyncGroup,
 }
 
 impl fmt::Display for TransitionReason {
@@ -90,6 +108,9 @@ impl fmt::Display for TransitionReason {
             TransitionReason::InterfaceDown => "interface-down",
             TransitionReason::InterfaceUp => "interface-up",
             TransitionReason::Shutdown => "shutdown",
+            TransitionReason::TrackFault => "track-fault",
+            TransitionReason::TrackRecovered => "track-recovered",
+            TransitionReason::SyncGroup => "sync-group",
         })
     }
 }

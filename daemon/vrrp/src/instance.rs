@@ -20,6 +20,46 @@ use crate::packet::{
 };
 use crate::stats::Stats;
 use crate::timers;
+use crate::tracking::TrackingStatus;
+
+mod reconfigure;
+
+/// What ties an instance to its sync group ([`crate::SyncGroup`]), which reads and sets
+/// it in `settle`.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct GroupLink {
+    /// In a group: the instance never becomes master by itself; where it would, it only
+    /// *wants* master and the group decides (keepalived's `vrrp_sync_can_goto_master`).
+    pub(crate) member: bool,
+    /// The group holds the instance in Fault (some member has a fault of its own).
+    pub(crate) fault: bool,
+    /// Backup whose Master_Down expired while in a group (keepalived's
+    /// `wantstate == MASTER`). Cleared by an accepted advert and by leaving Backup.
+    pub(crate) wants_master: bool,
+    /// Why the instance would have left Fault when only the group still held it there.
+    pub(crate) pending_up: Option<TransitionReason>,
+    /// Left Master on its own because it heard a higher priority.
+    pub(crate) went_backup: bool,
+    /// Answered a lower-priority master with an advert and a GARP/NA burst.
+    pub(crate) answered_lower: bool,
+}
+
+/// Why an instance is held in Fault (several causes may hold at once).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FaultCauses {
+    /// The instance's own interface is down (`Event::InterfaceDown`).
+    pub link_down: bool,
+    /// A tracked object (`Event::Tracking` with `fault`).
+    pub tracking: bool,
+    /// Another member of its sync group is in fault.
+    pub sync_group: bool,
+}
+
+impl FaultCauses {
+    pub fn any(self) -> bool {
+        self.link_down || self.tracking || self.sync_group
+    }
+}
 
 /// One virtual router: one VRID, one family, one interface. Instances are independent
 /// values; the driver owns as many as it likes and demultiplexes received packets by
@@ -32,6 +72,10 @@ pub struct Instance {
     started: bool,
     /// As last reported; assumed up until `InterfaceDown`.
     link_up: bool,
+    /// A tracked object holds the instance in Fault (`Event::Tracking`).
+    track_fault: bool,
+    /// Sync-group membership and what the group coordinator reads and forces.
+    group: GroupLink,
     /// End of `startup_delay`, while waiting in Initialize.
     startup_at: Option<Instant>,
     /// Effective priority (configured, then moved by `SetPriority`).
@@ -43,6 +87,11 @@ pub struct Instance {
     master_priority: Option<u8>,
     /// Master_Down_Timer in Backup, Adver_Timer in Master.
     timer: Option<Instant>,
+    /// Backup: when the Master_Down timer was armed and whether it waits Skew_Time only
+    /// (after a priority-0 advert) rather than Master_Down_Interval. Lets a priority or
+    /// configuration change move the deadline as keepalived does.
+    down_from: Option<Instant>,
+    down_skew_only: bool,
     /// What to report when the Master_Down timer fires.
     down_reason: TransitionReason,
     /// `preempt_delay`: until when a lower-priority master is still accepted.
@@ -60,12 +109,16 @@ impl Instance {
             state: State::Initialize,
             started: false,
             link_up: true,
+            track_fault: false,
+            group: GroupLink::default(),
             startup_at: None,
             priority: cfg.priority,
             master_adver_int: cfg.advert_interval,
             master_addr: None,
             master_priority: None,
             timer: None,
+            down_from: None,
+            down_skew_only: false,
             down_reason: TransitionReason::MasterDown,
             preempt_deadline: None,
             announce: AnnounceSchedule::new(cfg.garp),
@@ -100,6 +153,31 @@ impl Instance {
     /// The priority we advertise and compute the skew with.
     pub fn effective_priority(&self) -> u8 {
         self.priority
+    }
+
+    /// What holds the instance in Fault (or would, once it starts).
+    pub fn fault_causes(&self) -> FaultCauses {
+        FaultCauses {
+            link_down: !self.link_up,
+            tracking: self.track_fault,
+            sync_group: self.group.fault,
+        }
+    }
+
+    /// In a sync group: a Backup whose Master_Down expired and that waits for the group
+    /// to agree (keepalived's `wantstate MASTER`).
+    pub fn wants_master(&self) -> bool {
+        self.group.wants_master
+    }
+
+    /// Whether a [`crate::SyncGroup`] coordinates this instance.
+    pub fn in_sync_group(&self) -> bool {
+        self.group.member
+    }
+
+    /// Whether the instance holds its virtual addresses (it is master).
+    pub fn holds_vips(&self) -> bool {
+        self.state == State::Master
     }
 
     /// The router believed to be master: ourselves when master, the sender of the last
@@ -156,7 +234,8 @@ impl Instance {
             } => self.on_packet(now, src, dst, ttl, bytes),
             Event::InterfaceUp => self.on_interface_up(now),
             Event::InterfaceDown => self.on_interface_down(),
-            Event::SetPriority(p) => self.on_set_priority(p),
+            Event::SetPriority(p) => self.on_set_priority(now, p),
+            Event::Tracking(status) => self.on_tracking(now, status),
         }
     }
 
@@ -168,6 +247,12 @@ impl Instance {
         }
         if let Some(at) = self.timer.filter(|&at| at <= now) {
             match self.state {
+                State::Backup if self.group.member => {
+                    // The group decides (keepalived's vrrp_sync_can_goto_master): say we
+                    // want master and look again after another Master_Down_Interval.
+                    self.group.wants_master = true;
+                    self.arm_down_timer(now, false);
+                }
                 State::Backup => self.become_master(now, self.down_reason),
                 State::Master => {
                     self.send_advert(self.priority);
@@ -204,8 +289,10 @@ impl Instance {
             return;
         }
         self.started = true;
-        let master_at_once =
-            self.link_up && self.priority == PRIORITY_OWNER && self.cfg.startup_delay.is_zero();
+        let master_at_once = self.priority == PRIORITY_OWNER
+            && !self.faulted()
+            && !self.group.member
+            && self.cfg.startup_delay.is_zero();
         if !master_at_once {
             // Clear addresses a crashed predecessor may have left (keepalived does the
             // same at start-up); a no-op when there are none.
@@ -237,23 +324,63 @@ impl Instance {
             }
             State::Initialize => {}
         }
+        self.group.pending_up = None;
         self.forget_master();
     }
 
     fn on_interface_up(&mut self, now: Instant) {
         self.link_up = true;
-        if self.state == State::Fault {
-            self.start(now, TransitionReason::InterfaceUp);
-        }
+        self.leave_fault(now, TransitionReason::InterfaceUp);
     }
 
     fn on_interface_down(&mut self) {
         self.link_up = false;
+        self.group.pending_up = None;
+        self.enter_fault(TransitionReason::InterfaceDown);
+    }
+
+    fn on_set_priority(&mut self, now: Instant, p: u8) {
+        // As keepalived: tracking never makes a non-owner the owner, nor anyone 0.
+        let max = if self.cfg.is_owner() {
+            PRIORITY_OWNER
+        } else {
+            PRIORITY_OWNER - 1
+        };
+        let p = p.clamp(1, max);
+        if p == self.priority {
+            return;
+        }
+        self.priority = p;
         match self.state {
-            // keepalived sends priority 0 on the way to Fault: when the fault is a
-            // tracked object rather than this link, the backup takes over after Skew_Time.
-            State::Master => self.release(State::Fault, TransitionReason::InterfaceDown, true),
-            State::Backup => self.set_state(State::Fault, TransitionReason::InterfaceDown),
+            State::Master => self.master_priority = Some(self.priority),
+            // keepalived moves the running Master_Down timer by the change of Skew_Time.
+            State::Backup => self.rearm_down_timer(now),
+            State::Initialize | State::Fault => {}
+        }
+    }
+
+    fn on_tracking(&mut self, now: Instant, status: TrackingStatus) {
+        // The priority first: leaving Fault computes Master_Down with it.
+        self.on_set_priority(now, status.priority);
+        if status.fault == self.track_fault {
+            return;
+        }
+        self.track_fault = status.fault;
+        if status.fault {
+            self.group.pending_up = None;
+            self.enter_fault(TransitionReason::TrackFault);
+        } else {
+            self.leave_fault(now, TransitionReason::TrackRecovered);
+        }
+    }
+
+    /// Some fault condition set in: Backup and Master go to Fault. A master sends
+    /// priority 0 on the way (keepalived does; when the fault is not this link, the
+    /// backup takes over after Skew_Time).
+    fn enter_fault(&mut self, reason: TransitionReason) {
+        match self.state {
+            State::Master => self.release(State::Fault, reason, true),
+            State::Backup => self.set_state(State::Fault, reason),
             State::Initialize | State::Fault => {}
         }
         if self.state == State::Fault {
@@ -261,16 +388,32 @@ impl Instance {
         }
     }
 
-    fn on_set_priority(&mut self, p: u8) {
-        // As keepalived: tracking never makes a non-owner the owner, nor anyone 0.
-        let max = if self.cfg.is_owner() {
-            PRIORITY_OWNER
+    /// A fault condition cleared: leave Fault like a Startup if nothing else holds the
+    /// instance there. When only the sync group does, remember why for when it lets go.
+    fn leave_fault(&mut self, now: Instant, reason: TransitionReason) {
+        if self.state != State::Fault {
+            return;
+        }
+        let causes = self.fault_causes();
+        if !causes.any() {
+            self.start(now, reason);
+        } else if !causes.link_down && !causes.tracking {
+            self.group.pending_up = Some(reason);
+        }
+    }
+
+    fn faulted(&self) -> bool {
+        self.fault_causes().any()
+    }
+
+    /// The reason to report for entering Fault from Initialize at start-up.
+    fn fault_reason(&self) -> TransitionReason {
+        if !self.link_up {
+            TransitionReason::InterfaceDown
+        } else if self.track_fault {
+            TransitionReason::TrackFault
         } else {
-            PRIORITY_OWNER - 1
-        };
-        self.priority = p.clamp(1, max);
-        if self.state == State::Master {
-            self.master_priority = Some(self.priority);
+            TransitionReason::SyncGroup
         }
     }
 
@@ -377,7 +520,7 @@ impl Instance {
         if advert.priority == PRIORITY_STOP {
             // The master is stopping: take over after Skew_Time, so that the backup with
             // the highest priority wins.
-            self.timer = now.checked_add(self.skew_time());
+            self.arm_down_timer(now, true);
             self.down_reason = TransitionReason::MasterReleased;
             return;
         }
@@ -386,8 +529,11 @@ impl Instance {
             if self.cfg.version == Version::V3 {
                 self.master_adver_int = advert.max_adver_int;
             }
-            self.timer = now.checked_add(self.master_down_interval());
+            self.arm_down_timer(now, false);
             self.down_reason = TransitionReason::MasterDown;
+            // A master we accept: whatever the group was waiting for, we no longer want
+            // master (keepalived resets wantstate here).
+            self.group.wants_master = false;
             if !self.cfg.preempt_delay.is_zero() {
                 if advert.priority >= self.priority {
                     self.preempt_deadline = None;
@@ -423,13 +569,14 @@ impl Instance {
                 self.send_advert(self.priority);
             }
             self.release(State::Backup, TransitionReason::HigherPriority, false);
+            self.group.went_backup = true;
             self.master_addr = Some(src);
             self.master_priority = Some(advert.priority);
             self.master_adver_int = match self.cfg.version {
                 Version::V3 => advert.max_adver_int,
                 Version::V2 => self.cfg.advert_interval,
             };
-            self.timer = now.checked_add(self.master_down_interval());
+            self.arm_down_timer(now, false);
             self.down_reason = TransitionReason::MasterDown;
         } else if !self.cfg.strict {
             // A lower priority claims to be master (split brain, or a router that came
@@ -439,25 +586,62 @@ impl Instance {
             self.timer = now.checked_add(self.cfg.advert_interval.as_duration());
             self.announce.answer(now);
             self.emit_announce(now);
+            self.group.answered_lower = true;
         }
     }
 
     // ----- transitions
 
-    /// The RFC Startup (also when leaving Fault): owner to Master, else Backup.
+    /// The RFC Startup (also when leaving Fault): owner to Master, else Backup. Fault
+    /// instead while a fault condition holds.
     fn start(&mut self, now: Instant, reason: TransitionReason) {
         self.master_adver_int = self.cfg.advert_interval;
         self.forget_master();
-        if !self.link_up {
+        if self.faulted() {
             if self.state != State::Fault {
-                self.set_state(State::Fault, TransitionReason::InterfaceDown);
+                self.set_state(State::Fault, self.fault_reason());
             }
-        } else if self.priority == PRIORITY_OWNER {
+        } else if self.priority == PRIORITY_OWNER && !self.group.member {
             self.become_master(now, TransitionReason::Owner);
         } else {
-            self.timer = now.checked_add(self.master_down_interval());
+            self.arm_down_timer(now, false);
             self.down_reason = TransitionReason::MasterDown;
             self.set_state(State::Backup, reason);
+            // An owner in a sync group wants master at once; the group decides.
+            if self.priority == PRIORITY_OWNER {
+                self.group.wants_master = true;
+                self.down_reason = TransitionReason::Owner;
+            }
+        }
+    }
+
+    /// Arms the Backup's Master_Down timer from `from`: Master_Down_Interval, or only
+    /// Skew_Time after a priority-0 advert.
+    fn arm_down_timer(&mut self, from: Instant, skew_only: bool) {
+        self.down_from = Some(from);
+        self.down_skew_only = skew_only;
+        self.timer = from.checked_add(self.down_wait());
+    }
+
+    fn down_wait(&self) -> Duration {
+        if self.down_skew_only {
+            self.skew_time()
+        } else {
+            self.master_down_interval()
+        }
+    }
+
+    /// A parameter of Master_Down changed while Backup: the deadline moves by the
+    /// change, as keepalived moves `sands`, but never into the past.
+    fn rearm_down_timer(&mut self, now: Instant) {
+        if self.state != State::Backup {
+            return;
+        }
+        if let Some(from) = self.down_from {
+            self.timer = from
+                .checked_add(self.down_wait())
+                .map(|at| at.max(now))
+                .or(self.timer);
         }
     }
 
@@ -498,6 +682,10 @@ impl Instance {
             self.timer = None;
             self.preempt_deadline = None;
         }
+        if to != State::Backup {
+            self.down_from = None;
+        }
+        self.group.wants_master = false;
         self.stats.transitions = self.stats.transitions.saturating_add(1);
         self.actions
             .push_back(Action::Notify(Transition { from, to, reason }));
@@ -560,6 +748,121 @@ impl Instance {
             PRIORITY_OWNER
         } else {
             self.priority
+        }
+    }
+}
+
+/// What [`crate::SyncGroup`] reads and forces. Forced transitions report
+/// [`TransitionReason::SyncGroup`] and emit the usual actions into the instance's queue.
+impl Instance {
+    /// Stops being coordinated by a sync group (it was removed from the group's
+    /// configuration). An instance held in Fault only by the group leaves it now.
+    pub fn leave_sync_group(&mut self, now: Instant) {
+        let pending = self.group.pending_up;
+        self.group = GroupLink::default();
+        if self.started {
+            self.leave_fault(now, pending.unwrap_or(TransitionReason::SyncGroup));
+        }
+    }
+
+    pub(crate) fn join_sync_group(&mut self) {
+        self.group.member = true;
+    }
+
+    pub(crate) fn is_started(&self) -> bool {
+        self.started
+    }
+
+    /// A fault of the instance's own (link or tracker), while running.
+    pub(crate) fn own_fault(&self) -> bool {
+        self.started && (!self.link_up || self.track_fault)
+    }
+
+    /// Master, or a Backup whose Master_Down expired (keepalived's wantstate MASTER).
+    pub(crate) fn ready_for_master(&self) -> bool {
+        match self.state {
+            State::Master => true,
+            State::Backup => self.group.wants_master,
+            State::Initialize | State::Fault => false,
+        }
+    }
+
+    pub(crate) fn group_fault(&self) -> bool {
+        self.group.fault
+    }
+
+    pub(crate) fn pending_up(&self) -> Option<TransitionReason> {
+        self.group.pending_up
+    }
+
+    /// Takes the "left master for a higher priority" and "answered a lower priority"
+    /// marks set since the last call.
+    pub(crate) fn take_group_marks(&mut self) -> (bool, bool) {
+        let marks = (self.group.went_backup, self.group.answered_lower);
+        self.group.went_backup = false;
+        self.group.answered_lower = false;
+        marks
+    }
+
+    /// Another member is in fault: hold this one in Fault too (a master sends
+    /// priority 0 first, as keepalived's `vrrp_sync_fault`).
+    pub(crate) fn sync_hold_fault(&mut self) {
+        self.group.fault = true;
+        self.enter_fault(TransitionReason::SyncGroup);
+    }
+
+    /// No member has a fault of its own any more: leave Fault unless this instance has
+    /// one. Reports the member's own reason when its own fault cleared while the group
+    /// held it.
+    pub(crate) fn sync_release_fault(&mut self, now: Instant) {
+        if !self.group.fault {
+            return;
+        }
+        self.group.fault = false;
+        let reason = self
+            .group
+            .pending_up
+            .take()
+            .unwrap_or(TransitionReason::SyncGroup);
+        if self.started {
+            self.leave_fault(now, reason);
+        }
+    }
+
+    /// The group goes master: a Backup becomes master now (keepalived's
+    /// `vrrp_sync_master`).
+    /// A member that wanted master reports why it did (master down, preempted, owner);
+    /// one taken along reports the group.
+    pub(crate) fn sync_to_master(&mut self, now: Instant) {
+        if self.state == State::Backup {
+            let reason = if self.group.wants_master {
+                self.down_reason
+            } else {
+                TransitionReason::SyncGroup
+            };
+            self.become_master(now, reason);
+        }
+    }
+
+    /// The group goes backup: a master releases without priority 0 and waits
+    /// Master_Down (keepalived's `vrrp_sync_backup`).
+    pub(crate) fn sync_to_backup(&mut self, now: Instant) {
+        if self.state == State::Master {
+            self.release(State::Backup, TransitionReason::SyncGroup, false);
+            self.forget_master();
+            self.master_adver_int = self.cfg.advert_interval;
+            self.arm_down_timer(now, false);
+            self.down_reason = TransitionReason::MasterDown;
+        }
+    }
+
+    /// Another member answered a lower-priority master: its peer router's other
+    /// members will step down silently, so re-announce ours too (keepalived sends the
+    /// `garp_lower_prio` burst for every member of the group).
+    pub(crate) fn sync_answer_lower(&mut self, now: Instant) {
+        if self.state == State::Master && !self.cfg.strict {
+            self.announce.answer(now);
+            self.emit_announce(now);
         }
     }
 }

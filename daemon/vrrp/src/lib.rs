@@ -11,6 +11,11 @@
 //! - [`config`]: [`InstanceConfig`] and its validation ([`ConfigError`]).
 //! - [`events`]: the [`Event`]s in and the [`Action`]s out.
 //! - [`instance`]: the [`Instance`] state machine.
+//! - [`tracking`]: [`Tracking`], keepalived's priority arithmetic of tracked interfaces,
+//!   scripts ([`ScriptCounter`] for rise/fall), files and processes.
+//! - [`sync`]: [`SyncGroup`], keepalived's `vrrp_sync_group` coordinator.
+//! - [`reconfig`]: what [`Instance::reconfigure`] applies in place ([`ConfigField`]) and
+//!   what needs a restart ([`RestartReason`]).
 //! - [`stats`]: [`Stats`] counters.
 //!
 //! # Driving an instance
@@ -51,6 +56,32 @@
 //! - [`Action::Notify`]: state change for scripts and logs.
 //! - [`Action::Dropped`]: a received packet failed a check (also counted in [`Stats`]).
 //!
+//! # Tracking
+//! Keep a [`Tracking`] per instance (base = the configured priority; the trackers of the
+//! instance and of its sync group, after [`tracking::weight_rule`] for owners and sync
+//! groups without `sync_group_tracking_weight`). Record observations (link events of
+//! tracked interfaces, a missing interface being down; script exits through a
+//! [`ScriptCounter`]; file contents through [`tracking::parse_track_file`]; process
+//! counts through [`ProcessQuorum`]) and after each change, and once before `Startup`,
+//! feed [`Event::Tracking`] with [`Tracking::status`]. The instance's own interface stays
+//! on [`Event::InterfaceUp`] / [`Event::InterfaceDown`]; [`Instance::fault_causes`] says
+//! what holds an instance in Fault.
+//!
+//! # Sync groups
+//! One [`SyncGroup`] per `vrrp_sync_group`. Call [`SyncGroup::settle`] with its members
+//! once before starting them and after every call on any member (`handle`,
+//! `handle_timeout`, `reconfigure`); then drain the member that was called, the other
+//! members in order, and [`SyncGroup::poll_transition`] for the group's notification.
+//! Transitions a group forces report [`TransitionReason::SyncGroup`].
+//!
+//! # Reload
+//! [`Instance::reconfigure`] applies a changed configuration keeping state, timers,
+//! addresses and counters, and does nothing at all for an unchanged one. A master's
+//! address changes come back in [`Reconfigured`] (perform them before draining); a
+//! change of identity is refused with [`ReconfigureError::RestartNeeded`] (then
+//! `Shutdown` the old instance and start a new one). [`InstanceConfig::diff`] tells the
+//! same without an instance.
+//!
 //! # Behaviour, in brief
 //! - Start: priority 255 becomes master at once; everybody else is backup for
 //!   Master_Down_Interval (keepalived's `state MASTER` is only a hint:
@@ -65,14 +96,19 @@
 //!   backup; lower priority → answer with an advert and a GARP/NA burst (not in strict
 //!   mode). Together these heal a split brain within one advert.
 //! - Shutdown / fault: a master sends priority 0 and releases.
+//! - Priority changes (tracking, reload) go out in the next advert; a backup's running
+//!   Master_Down deadline moves by the change of Skew_Time, as keepalived moves it.
 //! - Receive checks and their counters: [`DropReason`].
 
 pub mod config;
 pub mod events;
 pub mod instance;
 pub mod packet;
+pub mod reconfig;
 pub mod stats;
+pub mod sync;
 pub mod timers;
+pub mod tracking;
 
 mod announce;
 
@@ -80,9 +116,15 @@ pub use config::{ConfigError, Family, GarpConfig, InitialState, InstanceConfig, 
 pub use events::{
     Action, Datagram, DropReason, Event, OutgoingAdvert, State, Transition, TransitionReason,
 };
-pub use instance::Instance;
+pub use instance::{FaultCauses, Instance};
 pub use packet::{
     Advert, AdvertInterval, Auth, DecodeError, EncodeError, IPPROTO_VRRP, PRIORITY_OWNER,
     PRIORITY_STOP, VRRP_MCAST_V4, VRRP_MCAST_V6, VRRP_TTL, Version,
 };
+pub use reconfig::{ConfigDiff, ConfigField, ReconfigureError, Reconfigured, RestartReason};
 pub use stats::{DropCounts, Stats};
+pub use sync::{GroupTransition, SyncGroup};
+pub use tracking::{
+    Effect, ProcessQuorum, ScriptCounter, TrackerId, TrackerKind, Tracking, TrackingError,
+    TrackingStatus, Weight, WeightRule,
+};

@@ -42,6 +42,9 @@ fn default_true() -> bool {
 fn default_smtp_timeout() -> Secs {
     Secs::from_secs(30)
 }
+fn default_notify_script_timeout() -> Secs {
+    Secs::from_secs(30)
+}
 fn default_garp_delay() -> Secs {
     Secs::from_secs(5)
 }
@@ -75,6 +78,12 @@ pub struct Global {
     pub smtp_helo_name: Option<String>,
     #[serde(default = "default_smtp_timeout")]
     pub smtp_connect_timeout: Secs,
+    /// Default `smtp_alert` of instances and groups (keepalived: `smtp_alert`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_alert: Option<bool>,
+    /// Default `smtp_alert` of VRRP instances and groups; wins over `smtp_alert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_alert_vrrp: Option<bool>,
     /// VRRP version for instances that do not set `version`: 2 or 3.
     #[serde(default = "default_vrrp_version")]
     pub vrrp_version: i64,
@@ -124,6 +133,9 @@ pub struct Global {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_fifo: Option<PathBuf>,
     // --- keeper's own keys -------------------------------------------------------------------
+    /// Notify scripts running longer are killed with their process group (keepalived: no limit).
+    #[serde(default = "default_notify_script_timeout")]
+    pub notify_script_timeout: Secs,
     /// Unprivileged user the daemon switches to when started as root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
@@ -149,6 +161,8 @@ impl Default for Global {
             smtp_server: None,
             smtp_helo_name: None,
             smtp_connect_timeout: default_smtp_timeout(),
+            smtp_alert: None,
+            smtp_alert_vrrp: None,
             vrrp_version: default_vrrp_version(),
             vrrp_skip_check_adv_addr: false,
             vrrp_strict: false,
@@ -168,6 +182,7 @@ impl Default for Global {
             lvs_timeouts: None,
             script_user: None,
             notify_fifo: None,
+            notify_script_timeout: default_notify_script_timeout(),
             user: None,
             control_socket: default_control_socket(),
             control_socket_group: None,
@@ -275,12 +290,14 @@ pub struct VrrpInstance {
     pub notify_stop: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<String>,
-    #[serde(default)]
-    pub smtp_alert: bool,
+    /// Default: `global.smtp_alert_vrrp`, else `global.smtp_alert`, else false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_alert: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lvs_sync_daemon_interface: Option<String>,
-    #[serde(default)]
-    pub use_vmac: bool,
+    /// `true`, or the VMAC interface's name (default `vrrp.VRID`).
+    #[serde(default, skip_serializing_if = "UseVmac::is_off")]
+    pub use_vmac: UseVmac,
     #[serde(default)]
     pub vmac_xmit_base: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -295,6 +312,40 @@ pub struct VrrpInstance {
     pub higher_prio_send_advert: Option<bool>,
     #[serde(default)]
     pub dont_track_primary: bool,
+}
+
+/// keepalived's `use_vmac [NAME]`: a flag or the interface name.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum UseVmac {
+    Flag(bool),
+    Name(String),
+}
+
+impl Default for UseVmac {
+    fn default() -> Self {
+        UseVmac::Flag(false)
+    }
+}
+
+impl UseVmac {
+    pub fn is_off(&self) -> bool {
+        self.name(0).is_none()
+    }
+
+    /// The VMAC's name if enabled (`vrrp.VRID` unless named). From the environment a flag is
+    /// the string "true" or "false": those are flags, not names.
+    pub fn name(&self, vrid: u8) -> Option<String> {
+        match self {
+            UseVmac::Flag(true) => Some(format!("vrrp.{vrid}")),
+            UseVmac::Flag(false) => None,
+            UseVmac::Name(n) => match n.to_ascii_lowercase().as_str() {
+                "true" | "yes" | "on" | "1" => Some(format!("vrrp.{vrid}")),
+                "false" | "no" | "off" | "0" | "" => None,
+                _ => Some(n.clone()),
+            },
+        }
+    }
 }
 
 /// `vrrp_sync_group NAME { group { … } }`: members move between states together.
@@ -312,8 +363,13 @@ pub struct SyncGroup {
     pub notify_stop: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<String>,
+    /// Default: `global.smtp_alert_vrrp`, else `global.smtp_alert`, else false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_alert: Option<bool>,
+    /// Let tracker weights of the members apply (keepalived: otherwise weighted trackers of
+    /// a group member are turned into fault trackers or ignored, with a warning).
     #[serde(default)]
-    pub smtp_alert: bool,
+    pub sync_group_tracking_weight: bool,
 }
 
 fn default_script_interval() -> Secs {

@@ -20,6 +20,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "global.vrrp_garp_master_refresh_repeat",
     "global.vrrp_higher_prio_send_advert",
     "global.vrrp_startup_delay",
+    "global.dynamic_interfaces",
     "vrrp_instance.*.state",
     "vrrp_instance.*.interface",
     "vrrp_instance.*.version",
@@ -31,6 +32,17 @@ pub const IMPLEMENTED: &[&str] = &[
     "vrrp_instance.*.virtual_ipaddress",
     "vrrp_instance.*.virtual_ipaddress_excluded",
     "vrrp_instance.*.virtual_routes",
+    "vrrp_instance.*.use_vmac",
+    "vrrp_instance.*.track_interface",
+    "vrrp_sync_group.*.group",
+    "vrrp_sync_group.*.sync_group_tracking_weight",
+    "vrrp_sync_group.*.notify_master",
+    "vrrp_sync_group.*.notify_backup",
+    "vrrp_sync_group.*.notify_fault",
+    "vrrp_sync_group.*.notify_stop",
+    "vrrp_sync_group.*.notify",
+    "vrrp_sync_group.*.smtp_alert",
+    "vrrp_instance.*.vmac_xmit_base",
     "vrrp_instance.*.virtual_rules",
     "vrrp_instance.*.nopreempt",
     "vrrp_instance.*.preempt_delay",
@@ -43,6 +55,26 @@ pub const IMPLEMENTED: &[&str] = &[
     "vrrp_instance.*.garp_master_refresh",
     "vrrp_instance.*.garp_master_refresh_repeat",
     "vrrp_instance.*.higher_prio_send_advert",
+    // --- notify scripts, notify_fifo, SMTP alerts (notify/) ---
+    "global.notification_email",
+    "global.notification_email_from",
+    "global.smtp_server",
+    "global.smtp_helo_name",
+    "global.smtp_connect_timeout",
+    "global.smtp_alert",
+    "global.smtp_alert_vrrp",
+    "global.notify_fifo",
+    "global.notify_script_timeout",
+    "global.script_user",
+    "vrrp_instance.*.notify_master",
+    "vrrp_instance.*.notify_backup",
+    "vrrp_instance.*.notify_fault",
+    "vrrp_instance.*.notify_stop",
+    "vrrp_instance.*.notify",
+    "vrrp_instance.*.smtp_alert",
+    // vrrp_sync_group.*.{notify_master,notify_backup,notify_fault,notify_stop,notify,smtp_alert}
+    // are acted on once the sync-group coordinator calls `Notifier::group`.
+    // --- end of notify keys
 ];
 
 // --- tracked objects (`track`) -----------------------------------------------------------------

@@ -82,6 +82,8 @@ pub fn validate(cfg: &Config) -> Vec<Finding> {
     check_track_files(&mut c, cfg);
     check_track_processes(&mut c, cfg);
     check_virtual_servers(&mut c, cfg);
+    // Notify script lines and timeout (notify/mod.rs).
+    c.findings.extend(crate::notify::check(cfg));
     c.findings
 }
 

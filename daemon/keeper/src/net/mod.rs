@@ -4,4 +4,5 @@
 pub mod announce;
 pub mod rtnl;
 pub mod timer;
+pub mod vmac;
 pub mod vrrp_socket;

@@ -89,6 +89,11 @@ fn errno(e: &rtnetlink::Error) -> Option<i32> {
 }
 
 impl Rtnl {
+    /// The rtnetlink handle, for requests this module does not wrap.
+    pub(crate) fn handle(&self) -> &rtnetlink::Handle {
+        &self.handle
+    }
+
     /// Opens the netlink connection; its task runs on the current tokio runtime.
     pub fn open() -> Result<Rtnl, RtnlError> {
         let (conn, handle, _) = rtnetlink::new_connection()?;
@@ -253,16 +258,36 @@ impl Rtnl {
 /// Link up/down events: `(ifindex, facts)` for every change the kernel reports. The returned
 /// receiver ends if the netlink socket fails.
 pub fn link_events() -> Result<mpsc::UnboundedReceiver<LinkFacts>, RtnlError> {
-    let (conn, _handle, mut messages) =
-        rtnetlink::new_multicast_connection(&[rtnetlink::MulticastGroup::Link])?;
+    use rtnetlink::MulticastGroup;
+    let groups = [
+        MulticastGroup::Link,
+        MulticastGroup::Ipv4Ifaddr,
+        MulticastGroup::Ipv6Ifaddr,
+    ];
+    let (conn, handle, mut messages) = rtnetlink::new_multicast_connection(&groups)?;
     tokio::spawn(conn);
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Some((msg, _)) = messages.next().await {
-            if let netlink_packet_core::NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(
-                link,
-            )) = msg.payload
-                && tx.send(link_facts(&link)).is_err()
+            let facts = match msg.payload {
+                netlink_packet_core::NetlinkPayload::InnerMessage(
+                    RouteNetlinkMessage::NewLink(link),
+                ) => Some(link_facts(&link)),
+                // An address change is reported as the facts of its interface: an instance
+                // waiting for its interface may be waiting for its address.
+                netlink_packet_core::NetlinkPayload::InnerMessage(
+                    RouteNetlinkMessage::NewAddress(addr),
+                ) => {
+                    let mut links = handle.link().get().match_index(addr.header.index).execute();
+                    match links.try_next().await {
+                        Ok(Some(link)) => Some(link_facts(&link)),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            if let Some(f) = facts
+                && tx.send(f).is_err()
             {
                 return;
             }

@@ -9,13 +9,14 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
+use keeper_vrrp::tracking::{TrackerKind, Weight, WeightRule, weight_rule};
 use keeper_vrrp::{
     AdvertInterval, Auth, Family, GarpConfig, InitialState, InstanceConfig, Peer, Version,
 };
 
 use crate::config::node::KeyPath;
 use crate::config::schema::{self, Config, VrrpInstance};
-use crate::config::syntax::{PeerSpec, RouteSpec, RuleSpec, VipSpec};
+use crate::config::syntax::{PeerSpec, RouteSpec, RuleSpec, TrackSpec, VipSpec};
 use crate::config::validate::instance_version;
 
 /// One instance, ready to run once its source address is known.
@@ -30,6 +31,14 @@ pub struct InstancePlan {
     /// `virtual_routes` and `virtual_rules`: added after the VIPs, removed before them.
     pub routes: Vec<RouteSpec>,
     pub rules: Vec<RuleSpec>,
+    /// Tracked objects with the weights keepalived's rules leave them.
+    pub trackers: Vec<TrackerPlan>,
+    /// The sync group the instance belongs to.
+    pub group: Option<String>,
+    /// `use_vmac`: the VMAC interface that carries the VIPs (and sends the adverts unless
+    /// `vmac_xmit_base`).
+    pub vmac: Option<String>,
+    pub vmac_xmit_base: bool,
     /// `unicast_src_ip` or `mcast_src_ip`; else the interface's address is used.
     pub source: Option<IpAddr>,
     /// The core's configuration; `primary_address` is a stand-in until [`Self::with_source`].
@@ -47,6 +56,55 @@ impl InstancePlan {
         c.primary_address = primary;
         c
     }
+}
+
+/// One tracked object of an instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackerPlan {
+    pub kind: TrackerKind,
+    /// The interface, `vrrp_script`, `vrrp_track_file` or `vrrp_track_process` name.
+    pub object: String,
+    pub weight: Weight,
+}
+
+/// A `vrrp_script`'s rise/fall settings (the driver keeps its counter).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScriptPlan {
+    pub name: String,
+    pub rise: u32,
+    pub fall: u32,
+    pub init_fail: bool,
+}
+
+/// The `vrrp_script`s of the configuration.
+pub fn scripts(cfg: &Config) -> Vec<ScriptPlan> {
+    cfg.vrrp_script
+        .iter()
+        .map(|(name, s)| ScriptPlan {
+            name: name.clone(),
+            rise: clamp_u32(s.rise).max(1),
+            fall: clamp_u32(s.fall).max(1),
+            init_fail: s.init_fail,
+        })
+        .collect()
+}
+
+/// A `vrrp_sync_group`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupPlan {
+    pub name: String,
+    pub members: Vec<String>,
+}
+
+/// The sync groups of the configuration.
+pub fn groups(cfg: &Config) -> Vec<GroupPlan> {
+    cfg.vrrp_sync_group
+        .iter()
+        .map(|(name, g)| GroupPlan {
+            name: name.clone(),
+            members: g.group.clone(),
+        })
+        .collect()
 }
 
 /// A finding of the planning step, at a key.
@@ -240,6 +298,80 @@ fn plan_one(
         }
     }
     let source = inst.unicast_src_ip.or(inst.mcast_src_ip);
+    let group = cfg
+        .vrrp_sync_group
+        .iter()
+        .find(|(_, g)| g.group.iter().any(|m| m == name));
+    let sync_without_weights = group.is_some_and(|(_, g)| !g.sync_group_tracking_weight);
+    let mut trackers = Vec::new();
+    let kinds: [(&str, TrackerKind, &Vec<String>); 2] = [
+        (
+            "track_interface",
+            TrackerKind::Interface,
+            &inst.track_interface,
+        ),
+        ("track_script", TrackerKind::Script, &inst.track_script),
+    ];
+    for (k, kind, list) in kinds {
+        for (i, s) in list.iter().enumerate() {
+            let t: TrackSpec = s.parse().ok()?;
+            let default = match kind {
+                TrackerKind::Script => cfg.vrrp_script.get(&t.name).map_or(0, |sc| sc.weight),
+                _ => 0,
+            };
+            let index = i.to_string();
+            let path = [k, index.as_str()];
+            let weight = match Weight::new(kind, t.weight.map_or(default, i64::from), t.reverse) {
+                Ok(w) => w,
+                Err(e) => {
+                    notes.push(PlanNote {
+                        path: key(name, &path),
+                        message: e.to_string(),
+                        error: true,
+                    });
+                    return None;
+                }
+            };
+            let weight = match weight_rule(kind, weight, priority == 255, sync_without_weights) {
+                WeightRule::Keep => weight,
+                rule => {
+                    let why = if priority == 255 {
+                        "the address owner (priority 255)"
+                    } else {
+                        "a sync group member (set sync_group_tracking_weight on the group to keep weights)"
+                    };
+                    let what = if rule == WeightRule::Ignore {
+                        "the tracker is not used, as in keepalived"
+                    } else {
+                        "a failure means FAULT, as in keepalived"
+                    };
+                    notes.push(PlanNote {
+                        path: key(name, &path),
+                        message: format!("weight ignored for {why}: {what}"),
+                        error: false,
+                    });
+                    if rule == WeightRule::Ignore {
+                        continue;
+                    }
+                    Weight::new(kind, 0, t.reverse).ok()?
+                }
+            };
+            trackers.push(TrackerPlan {
+                kind,
+                object: t.name,
+                weight,
+            });
+        }
+    }
+    let vmac = inst.use_vmac.name(vrid);
+    if vmac.is_some() && family == Family::Ipv6 {
+        notes.push(PlanNote {
+            path: key(name, &["use_vmac"]),
+            message: "use_vmac with IPv6 virtual addresses is not supported yet".into(),
+            error: true,
+        });
+        return None;
+    }
     if let Err(e) = core.validate() {
         notes.push(PlanNote {
             path: key(name, &[]),
@@ -255,6 +387,10 @@ fn plan_one(
         excluded,
         routes,
         rules,
+        trackers,
+        group: group.map(|(g, _)| g.clone()),
+        vmac,
+        vmac_xmit_base: inst.vmac_xmit_base,
         source,
         core,
     })

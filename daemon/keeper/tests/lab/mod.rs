@@ -256,6 +256,15 @@ impl Lab {
         self.spawn(node, cmd, log, Some(socket))
     }
 
+    /// Starts any program in `node` (its own process group, killed with the lab); stdout and
+    /// stderr go to `<name>.log` in the lab directory.
+    pub fn start_process(&mut self, node: &str, name: &str, args: &[&str]) -> usize {
+        let log = self.dir.path().join(format!("{name}.log"));
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns(node)]).args(args);
+        self.spawn(node, cmd, log, None)
+    }
+
     /// Starts keepalived (VRRP only) in `node` with a keepalived.conf text.
     pub fn start_keepalived(&mut self, node: &str, config: &str) -> usize {
         let d = self.dir.path();
@@ -517,6 +526,18 @@ impl Lab {
         ]);
         ip(&["-n", &ns, "addr", "add", &format!("{vip}/24"), "dev", &mvl]);
         ip(&["-n", &ns, "link", "set", &mvl, "up"]);
+        // FRR's documentation asks for these on the base interface: without them the base
+        // answers ARP for the VIP (on the macvlan) with its own MAC, even while FRR is backup.
+        for (key, value) in [("arp_ignore", "1"), ("arp_announce", "2")] {
+            ok(Command::new("ip").args([
+                "netns",
+                "exec",
+                &ns,
+                "sysctl",
+                "-qw",
+                &format!("net.ipv4.conf.eth0.{key}={value}"),
+            ]));
+        }
         let d = self.frr_dir(node);
         std::fs::write(d.join("zebra.conf"), format!("hostname {node}\n")).expect("zebra.conf");
         // FRR drops to user frr: its files must be the frr user's.

@@ -1,7 +1,8 @@
-//! A virtual LAN for scenario tests: routers holding [`Instance`]s, a wire that delivers
-//! adverts after a fixed latency, a client whose neighbour cache follows the GARPs, and
-//! faults (crash, link down, partition). Everything runs on virtual time, in a total,
-//! deterministic order.
+//! A virtual LAN for scenario tests: routers holding [`Instance`]s (optionally in sync
+//! groups), one or more segments (a router's interface k is on segment k), a wire that
+//! delivers adverts after a fixed latency, a client whose neighbour cache follows the
+//! GARPs, and faults (crash, link down, partition). Everything runs on virtual time, in a
+//! total, deterministic order.
 
 #![allow(dead_code)] // each test binary uses a different part
 
@@ -9,7 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use keeper_vrrp::{Action, Event, Family, Instance, InstanceConfig, State, Transition};
+use keeper_vrrp::{
+    Action, Event, Family, GroupTransition, Instance, InstanceConfig, ReconfigureError,
+    Reconfigured, State, SyncGroup, Transition,
+};
 
 pub fn ip(s: &str) -> IpAddr {
     s.parse().expect("test address")
@@ -42,13 +46,23 @@ impl Vr {
 /// Something that happened, for assertions and for failure messages.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Happened {
-    Sent { priority: u8 },
+    Sent {
+        priority: u8,
+    },
     AddVips,
     RemoveVips,
     Announce,
     Notify(Transition),
     Dropped(String),
+    /// A sync group's transition (recorded under [`GROUP`]).
+    Group(GroupTransition),
 }
+
+/// The `vr` of records about a sync group rather than an instance.
+pub const GROUP: Vr = Vr {
+    vrid: 0,
+    ipv6: false,
+};
 
 #[derive(Clone, Debug)]
 pub struct Record {
@@ -62,18 +76,37 @@ pub struct Router {
     pub name: String,
     configs: Vec<InstanceConfig>,
     pub instances: Vec<Instance>,
+    /// The interface (segment) of each instance.
+    pub ifaces: Vec<usize>,
+    /// Sync groups: the coordinator and its members (instance indices).
+    pub groups: Vec<(SyncGroup, Vec<usize>)>,
     /// The process runs (false after a crash).
     pub alive: bool,
-    /// The link carries packets.
+    /// The link carries packets (all interfaces).
     pub link_up: bool,
+    /// Interfaces whose link is down (on top of `link_up`).
+    pub ifaces_down: BTreeSet<usize>,
     /// Addresses configured on the interface, per virtual router (they survive a crash).
     pub holds_vips: BTreeSet<Vr>,
+    /// The virtual addresses configured, address by address.
+    pub addrs: BTreeSet<IpAddr>,
+}
+
+impl Router {
+    fn iface_up(&self, iface: usize) -> bool {
+        self.link_up && !self.ifaces_down.contains(&iface)
+    }
+
+    fn group_of(&self, i: usize) -> Option<usize> {
+        self.groups.iter().position(|(_, m)| m.contains(&i))
+    }
 }
 
 struct Packet {
     deliver_at: Instant,
     seq: u64,
     from: usize,
+    iface: usize,
     src: IpAddr,
     dst: IpAddr,
     payload: Vec<u8>,
@@ -113,8 +146,14 @@ impl Lan {
         }
     }
 
-    /// Adds a router (not started) and returns its index.
+    /// Adds a router (not started) with every instance on interface 0.
     pub fn router(&mut self, name: &str, configs: Vec<InstanceConfig>) -> usize {
+        self.router_on(name, configs.into_iter().map(|c| (0, c)).collect())
+    }
+
+    /// Adds a router (not started) with instances on the given interfaces.
+    pub fn router_on(&mut self, name: &str, configs: Vec<(usize, InstanceConfig)>) -> usize {
+        let (ifaces, configs): (Vec<usize>, Vec<InstanceConfig>) = configs.into_iter().unzip();
         let instances = configs
             .iter()
             .map(|c| Instance::new(c.clone()).expect("valid test config"))
@@ -123,11 +162,23 @@ impl Lan {
             name: name.to_string(),
             configs,
             instances,
+            ifaces,
+            groups: Vec::new(),
             alive: true,
             link_up: true,
+            ifaces_down: BTreeSet::new(),
             holds_vips: BTreeSet::new(),
+            addrs: BTreeSet::new(),
         });
         self.routers.len() - 1
+    }
+
+    /// Puts instances of router `r` in a sync group (before starting them).
+    pub fn group(&mut self, r: usize, members: Vec<usize>) -> usize {
+        self.routers[r].groups.push((SyncGroup::new(), members));
+        let g = self.routers[r].groups.len() - 1;
+        self.settle(r, g, None);
+        g
     }
 
     /// Virtual time since the start.
@@ -156,7 +207,7 @@ impl Lan {
         self.routers[r].alive = false;
     }
 
-    /// A new process with fresh instances, started now.
+    /// A new process with fresh instances (and sync groups), started now.
     pub fn restart(&mut self, r: usize) {
         let router = &mut self.routers[r];
         router.instances = router
@@ -164,9 +215,17 @@ impl Lan {
             .iter()
             .map(|c| Instance::new(c.clone()).expect("valid test config"))
             .collect();
+        for (group, _) in &mut router.groups {
+            *group = SyncGroup::new();
+        }
         router.alive = true;
-        if !router.link_up {
-            self.each_instance(r, Event::InterfaceDown);
+        for g in 0..self.routers[r].groups.len() {
+            self.settle(r, g, None);
+        }
+        for i in 0..self.routers[r].instances.len() {
+            if !self.routers[r].iface_up(self.routers[r].ifaces[i]) {
+                self.event(r, i, Event::InterfaceDown);
+            }
         }
         self.start(r);
     }
@@ -178,7 +237,52 @@ impl Lan {
 
     pub fn link_up(&mut self, r: usize) {
         self.routers[r].link_up = true;
-        self.each_instance(r, Event::InterfaceUp);
+        for i in 0..self.routers[r].instances.len() {
+            if self.routers[r].iface_up(self.routers[r].ifaces[i]) {
+                self.event(r, i, Event::InterfaceUp);
+            }
+        }
+    }
+
+    /// One interface of router `r` loses its link: its instances get `InterfaceDown`.
+    pub fn iface_down(&mut self, r: usize, iface: usize) {
+        self.routers[r].ifaces_down.insert(iface);
+        for i in 0..self.routers[r].instances.len() {
+            if self.routers[r].ifaces[i] == iface {
+                self.event(r, i, Event::InterfaceDown);
+            }
+        }
+    }
+
+    pub fn iface_up(&mut self, r: usize, iface: usize) {
+        self.routers[r].ifaces_down.remove(&iface);
+        for i in 0..self.routers[r].instances.len() {
+            if self.routers[r].ifaces[i] == iface && self.routers[r].iface_up(iface) {
+                self.event(r, i, Event::InterfaceUp);
+            }
+        }
+    }
+
+    /// A reload of one instance's configuration, applied like the driver would: address
+    /// changes of a master first, then the instance's actions.
+    pub fn reconfigure(
+        &mut self,
+        r: usize,
+        i: usize,
+        cfg: InstanceConfig,
+    ) -> Result<Reconfigured, ReconfigureError> {
+        let now = self.now;
+        let result = self.routers[r].instances[i].reconfigure(now, cfg.clone());
+        if let Ok(done) = &result {
+            self.routers[r].configs[i] = cfg;
+            let router = &mut self.routers[r];
+            for a in &done.remove_vips {
+                router.addrs.remove(a);
+            }
+            router.addrs.extend(done.add_vips.iter().copied());
+        }
+        self.after(r, i);
+        result
     }
 
     /// Cuts (or heals) the path between two routers without any router noticing.
@@ -197,7 +301,64 @@ impl Lan {
         }
         let now = self.now;
         self.routers[r].instances[i].handle(now, event);
-        self.drain(r, i);
+        self.after(r, i);
+    }
+
+    /// After anything happened to instance `i`: settle its sync group, then perform the
+    /// actions of every member, then the group's notifications (the driver's order).
+    fn after(&mut self, r: usize, i: usize) {
+        match self.routers[r].group_of(i) {
+            None => self.drain(r, i),
+            Some(g) => self.settle(r, g, Some(i)),
+        }
+    }
+
+    /// Settles group `g`; drains `first` (the member something happened to) before the
+    /// others, so that the log keeps the order of the transitions.
+    fn settle(&mut self, r: usize, g: usize, first: Option<usize>) {
+        let now = self.now;
+        let router = &mut self.routers[r];
+        let members = router.groups[g].1.clone();
+        {
+            let (group, _) = &mut router.groups[g];
+            let mut refs: Vec<&mut Instance> = router
+                .instances
+                .iter_mut()
+                .enumerate()
+                .filter(|(k, _)| members.contains(k))
+                .map(|(_, inst)| inst)
+                .collect();
+            group.settle(now, &mut refs);
+        }
+        // The group's invariant after every settle: its running members agree with it.
+        let router = &self.routers[r];
+        let state = router.groups[g].0.state();
+        for &m in &members {
+            let inst = &router.instances[m];
+            let agrees = match inst.state() {
+                State::Initialize => true,
+                s => s == state,
+            };
+            assert!(
+                agrees,
+                "{}: member {m} is {} in a {state} group at {:?}",
+                router.name,
+                inst.state(),
+                self.elapsed()
+            );
+        }
+        let others = members.iter().copied().filter(|&m| Some(m) != first);
+        for m in first.into_iter().chain(others) {
+            self.drain(r, m);
+        }
+        while let Some(t) = self.routers[r].groups[g].0.poll_transition() {
+            self.log.push(Record {
+                at: self.elapsed(),
+                node: r,
+                vr: GROUP,
+                what: Happened::Group(t),
+            });
+        }
     }
 
     fn each_instance(&mut self, r: usize, event: Event<'_>) {
@@ -250,7 +411,7 @@ impl Lan {
                 }
                 self.now = at;
                 self.routers[r].instances[i].handle_timeout(at);
-                self.drain(r, i);
+                self.after(r, i);
             } else {
                 break;
             }
@@ -268,13 +429,16 @@ impl Lan {
         for r in 0..self.routers.len() {
             if r == p.from
                 || !self.routers[r].alive
-                || !self.routers[r].link_up
-                || !self.routers[p.from].link_up
+                || !self.routers[r].iface_up(p.iface)
+                || !self.routers[p.from].iface_up(p.iface)
                 || self.cut.contains(&(r.min(p.from), r.max(p.from)))
             {
                 continue;
             }
             for i in 0..self.routers[r].instances.len() {
+                if self.routers[r].ifaces[i] != p.iface {
+                    continue;
+                }
                 let inst = &self.routers[r].instances[i];
                 let vr = Vr::of(inst.config());
                 let for_us = if p.dst.is_multicast() {
@@ -294,7 +458,7 @@ impl Lan {
                             bytes: &p.payload,
                         },
                     );
-                    self.drain(r, i);
+                    self.after(r, i);
                 }
             }
         }
@@ -302,6 +466,11 @@ impl Lan {
 
     fn drain(&mut self, r: usize, i: usize) {
         let vr = Vr::of(self.routers[r].instances[i].config());
+        let iface = self.routers[r].ifaces[i];
+        let vips = self.routers[r].instances[i]
+            .config()
+            .virtual_addresses
+            .clone();
         while let Some(action) = self.routers[r].instances[i].poll_action() {
             let what = match action {
                 Action::SendAdvert(out) => {
@@ -311,6 +480,7 @@ impl Lan {
                             deliver_at: self.now + self.latency,
                             seq: self.seq,
                             from: r,
+                            iface,
                             src: out.src,
                             dst: d.dst,
                             payload: d.payload,
@@ -322,14 +492,18 @@ impl Lan {
                 }
                 Action::AddVips { .. } => {
                     self.routers[r].holds_vips.insert(vr);
+                    self.routers[r].addrs.extend(vips.iter().copied());
                     Happened::AddVips
                 }
                 Action::RemoveVips => {
                     self.routers[r].holds_vips.remove(&vr);
+                    for a in &vips {
+                        self.routers[r].addrs.remove(a);
+                    }
                     Happened::RemoveVips
                 }
                 Action::Announce => {
-                    if self.routers[r].link_up && !self.client_cut.contains(&r) {
+                    if self.routers[r].iface_up(iface) && !self.client_cut.contains(&r) {
                         let since = self.elapsed();
                         self.client_arp.insert(vr, (r, since));
                     }
@@ -383,6 +557,29 @@ impl Lan {
             .iter()
             .filter(|rec| rec.node == r && rec.vr == vr && rec.at >= since)
             .map(|rec| (rec.at, rec.what.clone()))
+            .collect()
+    }
+
+    /// Group transitions of router `r` after `since`.
+    pub fn group_records(&self, r: usize, since: Duration) -> Vec<(Duration, GroupTransition)> {
+        self.log
+            .iter()
+            .filter(|rec| rec.node == r && rec.at >= since)
+            .filter_map(|rec| match rec.what {
+                Happened::Group(t) => Some((rec.at, t)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// State changes (notifications) of router `r`'s instance for `vr` after `since`.
+    pub fn transitions(&self, r: usize, vr: Vr, since: Duration) -> Vec<(Duration, Transition)> {
+        self.records(r, vr, since)
+            .into_iter()
+            .filter_map(|(at, h)| match h {
+                Happened::Notify(t) => Some((at, t)),
+                _ => None,
+            })
             .collect()
     }
 
