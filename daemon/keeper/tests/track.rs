@@ -107,10 +107,13 @@ async fn scripts_that_succeed_fail_or_cannot_start_are_reported_every_interval()
             ("track_script", "ok"),
             ("track_script", "bad"),
             ("track_script", "missing"),
+            ("track_script", "nobody"),
         ],
         &(script("ok", "/bin/true", "100ms", "1s")
             + &script("bad", "/bin/sh -c \"exit 3\"", "100ms", "1s")
-            + &script("missing", "/nonexistent/check", "100ms", "1s")),
+            + &script("missing", "/nonexistent/check", "100ms", "1s")
+            + &script("nobody", "/bin/true", "100ms", "1s")
+            + "user = \"no-such-user-kt\"\n"),
     );
     let (tracker, mut rx) = Tracker::start(&cfg);
     for _ in 0..2 {
@@ -122,6 +125,11 @@ async fn scripts_that_succeed_fail_or_cannot_start_are_reported_every_interval()
         assert!(
             matches!(script_outcome(&o), Some(ScriptOutcome::NotStarted(why)) if why.contains("/nonexistent/check")),
             "{o:?}"
+        );
+        let o = next(&mut rx, "nobody", |o| o.name() == "nobody").await;
+        assert!(
+            matches!(script_outcome(&o), Some(ScriptOutcome::NotStarted(why)) if why.contains("no-such-user-kt")),
+            "never run as another user than configured: {o:?}"
         );
     }
     let status = tracker.status();
@@ -578,7 +586,7 @@ async fn only_tracked_objects_run_and_each_kind_reports_under_its_name() {
             )),
     );
     let options = TrackerOptions {
-        exec: Arc::new(DirectExec),
+        exec: Arc::new(DirectExec::default()),
         ..TrackerOptions::default()
     };
     let (tracker, mut rx) = Tracker::start_with(&cfg, options);

@@ -91,7 +91,7 @@ pub struct TrackerOptions {
 impl Default for TrackerOptions {
     fn default() -> Self {
         TrackerOptions {
-            exec: Arc::new(DirectExec),
+            exec: Arc::new(DirectExec::default()),
             process_watch: ProcessWatch::Auto,
             capacity: 256,
         }

@@ -12,13 +12,13 @@
 //! never outlives its timeout. A script whose task is stopped (reload, shutdown) has its
 //! process group killed the same way.
 //!
-//! Starting scripts goes through [`ScriptExec`], the one place where the script launcher
-//! (running scripts as another user without capabilities) plugs in. [`DirectExec`] starts them
-//! as the daemon's own user.
+//! Starting scripts goes through [`ScriptExec`]. [`DirectExec`], the default, uses keeperd's
+//! script runner shared with notify scripts ([`crate::notify::exec::Runner`]), which is where
+//! the script launcher of the hardened runtime plugs in for every kind of script.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -28,12 +28,7 @@ use tokio::time::Instant;
 
 use super::command::Command;
 use super::{Observation, lock, unix_secs};
-
-/// How long a killed script's leader may take to be reaped before the run is reported anyway
-/// (a process stuck in the kernel, e.g. on a dead NFS server, cannot die at once).
-const REAP_GRACE: Duration = Duration::from_secs(5);
-/// `PATH` for scripts when keeperd itself has none.
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+use crate::notify::exec::{self, Runner};
 
 /// One run to start.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,140 +79,63 @@ pub type RunFuture = Pin<Box<dyn Future<Output = ScriptOutcome> + Send>>;
 /// Starts one run of a script and reports how it ended. Dropping the future before it ends
 /// must kill the run's process group.
 ///
-/// PLUG-IN POINT for the script launcher (branch `runtime-hardening`, `launcher::ScriptRunner`):
-/// implement this trait for it, mapping `ScriptRequest` to its `Script` and its `Outcome`
-/// (`Exited`, `Signaled`, `TimedOut`) and `ScriptError` (as `NotStarted`) back, and pass it in
+/// The launcher of the hardened runtime plugs in below this trait, in
+/// [`crate::notify::exec::Runner`] (its `HOOK(launcher)`), so that notify and track scripts
+/// share it; a test or another runner can also implement this trait and be passed in
 /// [`super::TrackerOptions::exec`].
 pub trait ScriptExec: Send + Sync + 'static {
     fn run(&self, request: ScriptRequest) -> RunFuture;
 }
 
-/// Starts scripts as the daemon's own user, in their own process group, with a clean
-/// environment (`PATH` only), `/` as working directory, and no standard input or output.
-/// A script that asks for another user is not started.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct DirectExec;
+/// Starts scripts with keeperd's script runner ([`crate::notify::exec::Runner`], shared with
+/// notify scripts): their own process group, a clean environment (`PATH` only), `/` as working
+/// directory, no capabilities, no new privileges, and the script user (switched to while
+/// keeperd runs as root). A user keeperd cannot run scripts as is reported as
+/// [`ScriptOutcome::NotStarted`], never silently replaced.
+#[derive(Debug, Default)]
+pub struct DirectExec {
+    /// Runners by script user, resolved once.
+    runners: Mutex<HashMap<Option<String>, Runner>>,
+}
+
+impl DirectExec {
+    fn runner(&self, user: Option<&str>) -> Result<Runner, String> {
+        let key = user.map(str::to_string);
+        if let Some(r) = lock(&self.runners).get(&key) {
+            return Ok(r.clone());
+        }
+        // Not cached when it fails: the user may be created later.
+        let r = Runner::direct(user)?;
+        lock(&self.runners).insert(key, r.clone());
+        Ok(r)
+    }
+}
 
 impl ScriptExec for DirectExec {
     fn run(&self, request: ScriptRequest) -> RunFuture {
+        let runner = self.runner(request.user.as_deref());
         Box::pin(async move {
-            if let Some(spec) = &request.user
-                && let Err(why) = is_own_user(spec)
-            {
-                return ScriptOutcome::NotStarted(why);
+            let runner = match runner {
+                Ok(r) => r,
+                Err(e) => return ScriptOutcome::NotStarted(e),
+            };
+            let script = exec::Script {
+                argv: request.argv,
+                timeout: request.timeout,
+            };
+            let run = runner.run(&script).await;
+            if !run.stderr.is_empty() {
+                let program = script.argv.first().map_or("", String::as_str);
+                tracing::debug!("script {program}: stderr: {}", run.stderr);
             }
-            run_direct(&request).await
+            match run.outcome {
+                exec::Outcome::Exited(c) => ScriptOutcome::Exited(c),
+                exec::Outcome::Signaled(s) => ScriptOutcome::Signaled(s),
+                exec::Outcome::TimedOut => ScriptOutcome::TimedOut,
+                exec::Outcome::NotStarted(why) => ScriptOutcome::NotStarted(why),
+            }
         })
     }
-}
-
-/// Whether `spec` (`user` or `user:group`) is the identity the daemon runs as.
-fn is_own_user(spec: &str) -> Result<(), String> {
-    let (name, group) = match spec.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (spec, None),
-    };
-    let user = nix::unistd::User::from_name(name)
-        .map_err(|e| format!("looking up user {name}: {e}"))?
-        .ok_or_else(|| format!("no user {name}"))?;
-    let gid = match group {
-        Some(g) => {
-            nix::unistd::Group::from_name(g)
-                .map_err(|e| format!("looking up group {g}: {e}"))?
-                .ok_or_else(|| format!("no group {g}"))?
-                .gid
-        }
-        None => user.gid,
-    };
-    if user.uid == nix::unistd::geteuid() && gid == nix::unistd::getegid() {
-        Ok(())
-    } else {
-        Err(format!(
-            "running scripts as {spec} needs the script launcher; this keeperd starts scripts only as its own user"
-        ))
-    }
-}
-
-/// Kills a process group when dropped, unless disarmed: a run whose future is dropped (its
-/// task stopped) leaves nothing running.
-struct GroupKiller(Option<i32>);
-
-impl GroupKiller {
-    fn kill(&self) {
-        if let Some(pgid) = self.0.filter(|&p| p > 1) {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(pgid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-    }
-}
-
-impl Drop for GroupKiller {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-async fn run_direct(request: &ScriptRequest) -> ScriptOutcome {
-    let Some(program) = request.argv.first() else {
-        return ScriptOutcome::NotStarted("empty command".into());
-    };
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.args(&request.argv[1..])
-        .env_clear()
-        .env(
-            "PATH",
-            std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into()),
-        )
-        .current_dir("/")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        // Its own group, so that a timeout kills what it started too.
-        .process_group(0)
-        .kill_on_drop(true);
-    // SAFETY: prctl(2) only, async-signal-safe, on no shared data.
-    unsafe {
-        cmd.pre_exec(|| {
-            // A daemon killed outright takes its scripts' leaders with it.
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                .map_err(std::io::Error::from)
-        });
-    }
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => return ScriptOutcome::NotStarted(format!("cannot start {program}: {e}")),
-    };
-    // The leader is not reaped before the group is killed, so its id still names the group.
-    let mut group = GroupKiller(child.id().and_then(|p| i32::try_from(p).ok()));
-    let outcome = match tokio::time::timeout(request.timeout, child.wait()).await {
-        Ok(Ok(status)) => {
-            use std::os::unix::process::ExitStatusExt;
-            group.0 = None;
-            match (status.code(), status.signal()) {
-                (Some(c), _) => ScriptOutcome::Exited(c),
-                (None, Some(s)) => ScriptOutcome::Signaled(s),
-                (None, None) => ScriptOutcome::Signaled(0),
-            }
-        }
-        Ok(Err(e)) => ScriptOutcome::NotStarted(format!("waiting for {program}: {e}")),
-        Err(_) => {
-            group.kill();
-            if tokio::time::timeout(REAP_GRACE, child.wait())
-                .await
-                .is_err()
-            {
-                tracing::error!(
-                    "script {program}: killed at its timeout but still not gone after {REAP_GRACE:?}"
-                );
-            }
-            group.0 = None;
-            ScriptOutcome::TimedOut
-        }
-    };
-    drop(group);
-    outcome
 }
 
 /// What a script task needs to know; equal specs keep their task across a reload.
