@@ -73,55 +73,9 @@ pub struct FileStatus {
     pub problem: Option<String>,
 }
 
-/// keepalived's `strtol(buf, NULL, 0)` over the first 127 bytes, limited to what keepalived
-/// accepts (`INT32_MIN..=INT32_MAX + 1`); `None` for a number out of that range.
-// The same rule as keeper_vrrp's `tracking::parse_track_file` (branch vrrp-ops-core); use
-// that one once it is on main.
-pub fn parse_value(contents: &[u8]) -> Option<i64> {
-    let buf = &contents[..contents.len().min(127)];
-    let buf = buf.split(|&b| b == 0).next().unwrap_or_default();
-    let mut i = buf
-        .iter()
-        .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r'))
-        .unwrap_or(buf.len());
-    let negative = match buf.get(i) {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
-    let radix = if buf.get(i) == Some(&b'0')
-        && matches!(buf.get(i + 1), Some(b'x' | b'X'))
-        && buf.get(i + 2).is_some_and(u8::is_ascii_hexdigit)
-    {
-        i += 2;
-        16
-    } else if buf.get(i) == Some(&b'0') {
-        8
-    } else {
-        10
-    };
-    let mut value: i128 = 0;
-    for &b in &buf[i..] {
-        let Some(d) = (b as char).to_digit(radix) else {
-            break;
-        };
-        value = value * i128::from(radix) + i128::from(d);
-        if value > i128::from(i64::MAX) {
-            return None;
-        }
-    }
-    let value = if negative { -value } else { value };
-    let value = i64::try_from(value).ok()?;
-    (i64::from(i32::MIN)..=i64::from(i32::MAX) + 1)
-        .contains(&value)
-        .then_some(value)
-}
+/// keepalived's reading of a track file's text (`strtol(…, 0)` over the first 127 bytes);
+/// `None` for a number out of range (ignored).
+pub use keeper_vrrp::tracking::parse_track_file as parse_value;
 
 /// One read: the value (`None`: out of range, ignored) and how it was obtained.
 fn read_value(path: &Path) -> (Option<i64>, FileReading) {
@@ -557,26 +511,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn values_read_as_strtol() {
-        let p = |s: &str| parse_value(s.as_bytes());
-        assert_eq!(p(""), Some(0));
-        assert_eq!(p("42\n"), Some(42));
-        assert_eq!(p(" \t-17 apples"), Some(-17));
-        assert_eq!(p("+5"), Some(5));
-        assert_eq!(p("0x1F"), Some(31));
-        assert_eq!(p("-0x10"), Some(-16));
-        assert_eq!(p("010"), Some(8));
-        assert_eq!(p("09"), Some(0));
-        assert_eq!(p("0x"), Some(0));
-        assert_eq!(p("abc"), Some(0));
-        assert_eq!(p("2147483648"), Some(2_147_483_648));
-        assert_eq!(p("2147483649"), None);
-        assert_eq!(p("-2147483648"), Some(-2_147_483_648));
-        assert_eq!(p("-2147483649"), None);
-        assert_eq!(p("99999999999999999999999"), None);
-        assert_eq!(parse_value(b"12\x0034"), Some(12));
-        assert_eq!(p(&format!("{}7", " ".repeat(126))), Some(7));
-        assert_eq!(p(&format!("{}7", " ".repeat(127))), Some(0));
+    fn values_read_as_keepalived() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("v");
+        for (text, want) in [
+            ("0x1F\n", Some(31)),
+            ("  -17 apples", Some(-17)),
+            ("abc", Some(0)),
+        ] {
+            std::fs::write(&f, text).expect("write");
+            assert_eq!(read_value(&f), (want, FileReading::Read), "{text:?}");
+        }
+        std::fs::write(&f, "2147483649").expect("write");
+        assert_eq!(read_value(&f), (None, FileReading::Read), "out of range");
     }
 
     #[test]

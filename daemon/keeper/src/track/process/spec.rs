@@ -13,6 +13,8 @@
 
 use std::time::Duration;
 
+use keeper_vrrp::tracking::ProcessQuorum;
+
 use crate::config::{ParamMatch, VrrpTrackProcess};
 use crate::track::command;
 
@@ -135,9 +137,17 @@ impl ProcessSpec {
         })
     }
 
+    /// `quorum..=quorum_max`, for the tracking arithmetic.
+    pub fn quorum(&self) -> ProcessQuorum {
+        ProcessQuorum {
+            min: self.quorum,
+            max: self.quorum_max,
+        }
+    }
+
     /// Whether `count` matching processes make the quorum.
     pub fn quorum_met(&self, count: u32) -> bool {
-        (self.quorum..=self.quorum_max).contains(&count)
+        self.quorum().is_met(count)
     }
 
     /// How many bytes of a command line decide a match (keepalived reads no more).
