@@ -382,6 +382,42 @@ async fn init_file_creates_the_file_at_start_only() {
 }
 
 #[tokio::test]
+async fn files_sharing_a_directory_keep_their_watch_across_a_reload() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let both = config(
+        &[("track_file", "a"), ("track_file", "b")],
+        &format!(
+            "[vrrp_track_file.a]\nfile = \"{}\"\n[vrrp_track_file.b]\nfile = \"{}\"\n",
+            a.display(),
+            b.display()
+        ),
+    );
+    let (mut tracker, mut rx) = Tracker::start(&both);
+    next(&mut rx, "a", |o| o.name() == "a").await;
+    next(&mut rx, "b", |o| o.name() == "b").await;
+    write(&b, "2");
+    let o = next(&mut rx, "b written", |o| o.name() == "b").await;
+    assert_eq!(file_value(&o), Some((2, FileReading::Read)));
+    // b is no longer tracked: the directory's watch stays for a.
+    tracker.reload(&file_config("a", &a, ""));
+    let quiet = drain(&mut rx, Duration::from_millis(200)).await;
+    assert!(
+        quiet.is_empty(),
+        "an unchanged file is not reported again: {quiet:?}"
+    );
+    write(&b, "3");
+    write(&a, "1");
+    let o = next(&mut rx, "a still followed", |_| true).await;
+    assert_eq!(
+        (o.name(), file_value(&o)),
+        ("a", Some((1, FileReading::Read)))
+    );
+    assert_eq!(tracker.status().files.len(), 1);
+    tracker.stop().await;
+}
+
+#[tokio::test]
 async fn a_directory_that_appears_later_is_watched_then() {
     let dir = tempfile::tempdir().expect("tempdir");
     let sub = dir.path().join("later");
