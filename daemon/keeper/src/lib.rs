@@ -9,3 +9,9 @@ pub mod track;
 pub mod vrrp;
 // Notify scripts, notify_fifo and SMTP alerts (issue 5).
 pub mod notify;
+// Hardened runtime (issue 10): privileges, scripts, systemd, metrics, stop.
+pub mod launcher;
+pub mod metrics;
+pub mod privilege;
+pub mod shutdown;
+pub mod systemd;

@@ -37,7 +37,12 @@ fn main() -> ExitCode {
     let response = match control::request(&args.socket, &request) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("keeperctl: {}: {e}", args.socket.display());
+            let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                " (only root, keeperd's user and members of the socket's group may use it)"
+            } else {
+                ""
+            };
+            eprintln!("keeperctl: {}: {e}{hint}", args.socket.display());
             return ExitCode::FAILURE;
         }
     };
@@ -53,12 +58,28 @@ fn main() -> ExitCode {
         }
         (Command::Status { json: false }, Response::Status(s)) => {
             println!(
-                "{:<16} {:<10} {:>4} {:<5} {:<8} {:>4} {:<26} VIPS",
-                "INSTANCE", "INTERFACE", "VRID", "AF", "STATE", "PRIO", "MASTER"
+                "{:<16} {:<10} {:>4} {:<5} {:<8} {:>4} {:<26} {:<40} VIPS",
+                "INSTANCE", "INTERFACE", "VRID", "AF", "STATE", "PRIO", "MASTER", "LAST CHANGE"
             );
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
             for i in s.instances {
+                let last = i
+                    .last_transition
+                    .map(|t| {
+                        format!(
+                            "{}->{} ({}) {}s ago",
+                            t.from,
+                            t.to,
+                            t.reason,
+                            (now - t.at).max(0.0).round()
+                        )
+                    })
+                    .unwrap_or_else(|| "-".into());
                 println!(
-                    "{:<16} {:<10} {:>4} {:<5} {:<8} {:>4} {:<26} {}",
+                    "{:<16} {:<10} {:>4} {:<5} {:<8} {:>4} {:<26} {:<40} {}",
                     i.name,
                     i.interface,
                     i.vrid,
@@ -66,6 +87,7 @@ fn main() -> ExitCode {
                     i.state,
                     i.priority,
                     i.master.unwrap_or_else(|| "-".into()),
+                    last,
                     i.vips.join(",")
                 );
             }

@@ -72,6 +72,39 @@ fn ip(args: &[&str]) -> String {
     ok(Command::new("ip").args(args))
 }
 
+static USERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Creates a system user (and its group) if missing, optionally in `group` (created too).
+/// Tests that need users say so: this changes the machine's user database.
+pub fn ensure_user(name: &str, group: Option<&str>) {
+    let _held = USERS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(g) = group
+        && !run(Command::new("getent").args(["group", g]))
+            .status
+            .success()
+    {
+        eprintln!("creating test group {g}");
+        ok(Command::new("groupadd").args(["--system", g]));
+    }
+    if !run(Command::new("id").arg(name)).status.success() {
+        eprintln!("creating test user {name}");
+        let mut cmd = Command::new("useradd");
+        cmd.args([
+            "--system",
+            "--no-create-home",
+            "--user-group",
+            "--shell",
+            "/usr/sbin/nologin",
+        ]);
+        if let Some(g) = group {
+            cmd.args(["--groups", g]);
+        }
+        ok(cmd.arg(name));
+    } else if let Some(g) = group {
+        ok(Command::new("usermod").args(["--append", "--groups", g, name]));
+    }
+}
+
 /// Polls `cond` every 5 ms until it holds or `timeout` passes; returns the time it took.
 pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();
@@ -92,11 +125,21 @@ impl Lab {
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         let prefix = format!("kt{}x{n}", std::process::id());
         let net = 100 + (n % 100) as u8;
+        // keeperd started as root switches to its user (default `keeper`), which must exist
+        // and read the lab's files (configurations are re-read at reload); scripts run as that
+        // user too and write their traces here: the directory is writable like /tmp (sticky).
+        ensure_user("keeper", None);
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+        )
+        .expect("chmod lab dir");
         let lab = Lab {
             prefix: prefix.clone(),
             net,
             nodes: nodes.iter().map(|s| s.to_string()).collect(),
-            dir: tempfile::tempdir().expect("tempdir"),
+            dir,
             daemons: Vec::new(),
         };
         let lan = lab.lan();
@@ -298,7 +341,8 @@ impl Lab {
         self.spawn(node, cmd, log, None)
     }
 
-    fn spawn(
+    /// Starts `cmd` (already wrapped in `ip netns exec` as needed) as a lab daemon.
+    pub fn spawn(
         &mut self,
         node: &str,
         mut cmd: Command,
@@ -613,7 +657,7 @@ impl Lab {
         let d = self.dir.path().join(format!("frr-{node}"));
         std::fs::create_dir_all(&d).expect("frr dir");
         // The frr user must reach its files inside our private temporary directory.
-        ok(Command::new("chmod").args(["755"]).arg(self.dir.path()));
+        ok(Command::new("chmod").args(["1777"]).arg(self.dir.path()));
         d
     }
 
