@@ -634,3 +634,61 @@ async fn only_tracked_objects_run_and_each_kind_reports_under_its_name() {
     assert!(!ran.exists(), "a script no instance tracks is not run");
     tracker.stop().await;
 }
+
+/// The hardened runtime's script runner, without a launcher process: every configured script
+/// user is this process's identity.
+fn own_runner() -> keeper::launcher::ScriptRunner {
+    let me = keeper::privilege::current_account();
+    let mut users = std::collections::BTreeMap::new();
+    users.insert(String::new(), me.clone());
+    let plan = keeper::privilege::Plan {
+        started_as_root: false,
+        daemon: me,
+        script_users: users,
+        default_script_user: String::new(),
+        launcher: false,
+    };
+    match keeper::launcher::ScriptRunner::start(&plan, Path::new(env!("CARGO_BIN_EXE_keeperd"))) {
+        Ok(r) => r,
+        Err(e) => panic!("script runner: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn scripts_run_through_the_launchers_script_runner() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let child = dir.path().join("child");
+    let line = format!(
+        "/bin/sh -c \"sleep 1000 & echo $! > {}; wait\"",
+        child.display()
+    );
+    let cfg = config(
+        &[
+            ("track_script", "ok"),
+            ("track_script", "hang"),
+            ("track_script", "stranger"),
+        ],
+        &(script("ok", "/bin/true", "100ms", "1s")
+            + &script("hang", &line, "30s", "300ms")
+            + &script("stranger", "/bin/true", "100ms", "1s")
+            + "user = \"someone-else\"\n"),
+    );
+    let options = TrackerOptions {
+        exec: Arc::new(own_runner()),
+        ..TrackerOptions::default()
+    };
+    let (tracker, mut rx) = Tracker::start_with(&cfg, options);
+    let o = next(&mut rx, "ok", |o| o.name() == "ok").await;
+    assert_eq!(script_outcome(&o), Some(&ScriptOutcome::Exited(0)));
+    let o = next(&mut rx, "stranger", |o| o.name() == "stranger").await;
+    assert!(
+        matches!(script_outcome(&o), Some(ScriptOutcome::NotStarted(why)) if why.contains("someone-else")),
+        "a user the runner was not started for: {o:?}"
+    );
+    let o = next(&mut rx, "hang", |o| o.name() == "hang").await;
+    assert_eq!(script_outcome(&o), Some(&ScriptOutcome::TimedOut));
+    let pid = read_pid(&child).unwrap_or_default();
+    assert!(pid > 0);
+    wait_for("the hung script's child is killed", || dead(pid)).await;
+    tracker.stop().await;
+}

@@ -12,9 +12,9 @@
 //! never outlives its timeout. A script whose task is stopped (reload, shutdown) has its
 //! process group killed the same way.
 //!
-//! Starting scripts goes through [`ScriptExec`]. [`DirectExec`], the default, uses keeperd's
-//! script runner shared with notify scripts ([`crate::notify::exec::Runner`]), which is where
-//! the script launcher of the hardened runtime plugs in for every kind of script.
+//! Starting scripts goes through [`ScriptExec`]: in keeperd, the script launcher of the
+//! hardened runtime ([`crate::launcher::ScriptRunner`], scripts as their user without
+//! capabilities); [`DirectExec`], the default, forks them with the runner of notify scripts.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -79,10 +79,9 @@ pub type RunFuture = Pin<Box<dyn Future<Output = ScriptOutcome> + Send>>;
 /// Starts one run of a script and reports how it ended. Dropping the future before it ends
 /// must kill the run's process group.
 ///
-/// The launcher of the hardened runtime plugs in below this trait, in
-/// [`crate::notify::exec::Runner`] (its `HOOK(launcher)`), so that notify and track scripts
-/// share it; a test or another runner can also implement this trait and be passed in
-/// [`super::TrackerOptions::exec`].
+/// Implemented by [`DirectExec`] (keeperd forks scripts itself) and by the hardened runtime's
+/// [`crate::launcher::ScriptRunner`], which keeperd uses once it has dropped its privileges:
+/// pass it in [`super::TrackerOptions::exec`].
 pub trait ScriptExec: Send + Sync + 'static {
     fn run(&self, request: ScriptRequest) -> RunFuture;
 }
@@ -133,6 +132,37 @@ impl ScriptExec for DirectExec {
                 exec::Outcome::Signaled(s) => ScriptOutcome::Signaled(s),
                 exec::Outcome::TimedOut => ScriptOutcome::TimedOut,
                 exec::Outcome::NotStarted(why) => ScriptOutcome::NotStarted(why),
+            }
+        })
+    }
+}
+
+/// The hardened runtime's script launcher (`runtime.rs` starts it before dropping
+/// privileges): scripts run as their `user` without capabilities. A run whose future is dropped
+/// (its script stopped by a reload) is not killed at once: it ends, or is killed at its timeout;
+/// the launcher kills every running script when keeperd stops.
+impl ScriptExec for crate::launcher::ScriptRunner {
+    fn run(&self, request: ScriptRequest) -> RunFuture {
+        let runner = self.clone();
+        Box::pin(async move {
+            let script = crate::launcher::Script {
+                argv: request.argv,
+                env: Vec::new(),
+                timeout: request.timeout,
+                user: request.user,
+            };
+            match runner.run(script).await {
+                Ok(r) => {
+                    if !r.stderr.is_empty() {
+                        tracing::debug!("script stderr: {}", r.stderr);
+                    }
+                    match r.outcome {
+                        crate::launcher::Outcome::Exited(c) => ScriptOutcome::Exited(c),
+                        crate::launcher::Outcome::Signaled(s) => ScriptOutcome::Signaled(s),
+                        crate::launcher::Outcome::TimedOut => ScriptOutcome::TimedOut,
+                    }
+                }
+                Err(e) => ScriptOutcome::NotStarted(e.to_string()),
             }
         })
     }
