@@ -496,6 +496,10 @@ async fn processes_started_and_stopped_are_counted(watch: ProcessWatch, tag: &st
     let (tracker, mut rx) = Tracker::start_with(&process_config("p", &name, ""), options);
     let o = next(&mut rx, "initial", |o| o.name() == "p").await;
     assert_eq!(running(&o), Some(0));
+    assert!(
+        matches!(&o, Observation::Process { quorum, .. } if !quorum.is_met(0) && quorum.is_met(1)),
+        "{o:?}"
+    );
     let one = Sleeper::start(&link);
     next(&mut rx, "one", |o| running(o) == Some(1)).await;
     let two = Sleeper::start(&link);

@@ -55,8 +55,13 @@ pub enum Observation {
         reading: FileReading,
     },
     /// The number of processes matching a `vrrp_track_process` changed (or was counted the
-    /// first time), after its delays.
-    Process { name: String, running: u32 },
+    /// first time), after its delays. `quorum` is the configured range (up when
+    /// `quorum.is_met(running)`), carried along for the tracking arithmetic.
+    Process {
+        name: String,
+        running: u32,
+        quorum: keeper_vrrp::tracking::ProcessQuorum,
+    },
 }
 
 impl Observation {

@@ -115,7 +115,11 @@ impl Watcher {
             }
         }
         for r in reports {
-            let Some(name) = self.table.spec(r.spec).map(|s| s.name.clone()) else {
+            let Some((name, quorum)) = self
+                .table
+                .spec(r.spec)
+                .map(|s| (s.name.clone(), s.quorum()))
+            else {
                 continue;
             };
             if self
@@ -123,6 +127,7 @@ impl Watcher {
                 .send(Observation::Process {
                     name,
                     running: r.count,
+                    quorum,
                 })
                 .await
                 .is_err()
