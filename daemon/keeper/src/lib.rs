@@ -6,6 +6,7 @@ pub mod control;
 pub mod logging;
 pub mod net;
 pub mod runtime;
+pub mod track;
 pub mod vrrp;
 // Notify scripts, notify_fifo and SMTP alerts (issue 5).
 pub mod notify;

@@ -162,6 +162,27 @@ pub const IMPLEMENTED: &[&str] = &[
     // --- end of health checks
 ];
 
+// --- tracked objects (`track`) -----------------------------------------------------------------
+/// Keys `track::Tracker` acts on (running scripts, reading files, counting processes). Not in
+/// [`IMPLEMENTED`] yet: they become "implemented" when the runtime starts the Tracker and feeds
+/// its observations to the tracking arithmetic (which acts on the weights, `rise`, `fall`,
+/// `init_fail`, `quorum`, `quorum_max` and `reverse`, and on the instances' `track_*` lists).
+pub const TRACKER_KEYS: &[&str] = &[
+    "vrrp_script.*.script",
+    "vrrp_script.*.interval",
+    "vrrp_script.*.timeout",
+    "vrrp_script.*.user",
+    "vrrp_track_file.*.file",
+    "vrrp_track_file.*.init_file",
+    "vrrp_track_process.*.process",
+    "vrrp_track_process.*.param_match",
+    "vrrp_track_process.*.full_command",
+    "vrrp_track_process.*.delay",
+    "vrrp_track_process.*.fork_delay",
+    "vrrp_track_process.*.terminate_delay",
+];
+// --- end of tracked objects ---------------------------------------------------------------------
+
 fn matches(pattern: &str, path: &[String]) -> bool {
     let segs: Vec<&str> = pattern.split('.').collect();
     segs.len() == path.len() && segs.iter().zip(path).all(|(p, s)| *p == "*" || p == s)

@@ -79,6 +79,8 @@ pub fn validate(cfg: &Config) -> Vec<Finding> {
     let families = check_instances(&mut c, cfg);
     check_sync_groups(&mut c, cfg, &families);
     check_scripts(&mut c, cfg);
+    check_track_files(&mut c, cfg);
+    check_track_processes(&mut c, cfg);
     check_virtual_servers(&mut c, cfg);
     // Notify script lines and timeout (notify/mod.rs).
     c.findings.extend(crate::notify::check(cfg));
@@ -298,6 +300,13 @@ fn check_instances(c: &mut Checker, cfg: &Config) -> HashMap<String, bool> {
                     Ok(t) => {
                         if key == "track_script" && !cfg.vrrp_script.contains_key(&t.name) {
                             c.error(tp, format!("no vrrp_script named {:?}", t.name));
+                        } else if key == "track_file" && !cfg.vrrp_track_file.contains_key(&t.name)
+                        {
+                            c.error(tp, format!("no vrrp_track_file named {:?}", t.name));
+                        } else if key == "track_process"
+                            && !cfg.vrrp_track_process.contains_key(&t.name)
+                        {
+                            c.error(tp, format!("no vrrp_track_process named {:?}", t.name));
                         }
                     }
                     Err(e) => c.error(tp, e),
@@ -383,7 +392,11 @@ fn check_scripts(c: &mut Checker, cfg: &Config) {
     for (name, s) in &cfg.vrrp_script {
         let base = p(&["vrrp_script", name]);
         match &s.script {
-            Some(x) if !x.trim().is_empty() => {}
+            Some(x) if !x.trim().is_empty() => {
+                if let Err(e) = crate::track::command::split(x) {
+                    c.error(with(&base, &["script"]), e.to_string());
+                }
+            }
             _ => c.error(base.clone(), "missing key `script`"),
         }
         if s.interval.get().is_zero() {
@@ -397,6 +410,57 @@ fn check_scripts(c: &mut Checker, cfg: &Config) {
         c.range(with(&base, &["fall"]), s.fall, 1, 1_000_000);
     }
 }
+
+// --- tracked files and processes ------------------------------------------------------------
+
+fn check_track_files(c: &mut Checker, cfg: &Config) {
+    for (name, f) in &cfg.vrrp_track_file {
+        let base = p(&["vrrp_track_file", name]);
+        match &f.file {
+            None => c.error(base.clone(), "missing key `file`"),
+            Some(path) if !path.is_absolute() => c.error(
+                with(&base, &["file"]),
+                format!("{} is not an absolute path", path.display()),
+            ),
+            Some(path) if path.file_name().is_none() => c.error(
+                with(&base, &["file"]),
+                format!("{} names no file", path.display()),
+            ),
+            Some(_) => {}
+        }
+        c.range(with(&base, &["weight"]), f.weight, -254, 254);
+        if let Some(init) = f.init_file
+            && !(-254..=254).contains(&init.value)
+        {
+            c.warn(
+                with(&base, &["init_file"]),
+                format!(
+                    "init value {} is outside the sensible range -254..254",
+                    init.value
+                ),
+            );
+        }
+    }
+}
+
+fn check_track_processes(c: &mut Checker, cfg: &Config) {
+    for (name, pr) in &cfg.vrrp_track_process {
+        let base = p(&["vrrp_track_process", name]);
+        if let Err(errors) = crate::track::ProcessSpec::from_config(name, pr) {
+            for (key, message) in errors {
+                let path = if key.is_empty() {
+                    base.clone()
+                } else {
+                    with(&base, &[key])
+                };
+                c.error(path, message);
+            }
+        }
+        c.range(with(&base, &["weight"]), pr.weight, -254, 254);
+    }
+}
+
+// --- end of tracked files and processes --------------------------------------------------------
 
 fn check_virtual_servers(c: &mut Checker, cfg: &Config) {
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
@@ -709,6 +773,59 @@ mod tests {
         );
         assert_eq!(parse_host_port("[::1]:26", 25), Ok(("::1".into(), 26)));
         assert!(parse_host_port("a b c", 25).is_err());
+    }
+
+    #[test]
+    fn tracked_files_and_processes() {
+        let cfg: Config = match toml::from_str(
+            r#"
+            [vrrp_instance.VI_1]
+            interface = "eth0"
+            virtual_router_id = 1
+            track_file = ["f", "nofile weight 2"]
+            track_process = ["p", "bad", "noproc"]
+            [vrrp_script.s]
+            script = "/bin/check 'unterminated"
+            [vrrp_track_file.f]
+            file = "relative/path"
+            weight = 300
+            init_file = "7 overwrite"
+            [vrrp_track_process.p]
+            process = "haproxy"
+            quorum = 2
+            [vrrp_track_process.bad]
+            process = "a-name-longer-than-15"
+            quorum = 3
+            quorum_max = 2
+            weight = -255
+            "#,
+        ) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        let got: Vec<(String, Severity)> = validate(&cfg)
+            .into_iter()
+            .map(|f| (f.path.join("."), f.severity))
+            .collect();
+        let errors = |want: &[&str]| {
+            for w in want {
+                assert!(
+                    got.contains(&(w.to_string(), Severity::Error)),
+                    "{w} missing in {got:?}"
+                );
+            }
+        };
+        errors(&[
+            "vrrp_instance.VI_1.track_file.1",
+            "vrrp_instance.VI_1.track_process.2",
+            "vrrp_script.s.script",
+            "vrrp_track_file.f.file",
+            "vrrp_track_file.f.weight",
+            "vrrp_track_process.bad.process",
+            "vrrp_track_process.bad.quorum_max",
+            "vrrp_track_process.bad.weight",
+        ]);
+        assert_eq!(got.len(), 8, "{got:?}");
     }
 
     #[test]
