@@ -144,6 +144,14 @@ async fn event_loop(
     // notify (notify/): scripts (through the launcher), notify_fifo, SMTP alerts. Started as
     // the daemon's user, so the FIFO it creates is its own to remove at stop.
     let mut checkers = Checkers::start(check::plan::plan(&loaded.config));
+    // Tracked objects (track/): vrrp_script runs (through the launcher), track files, processes.
+    let (mut tracker, mut observations) = crate::track::Tracker::start_with(
+        &loaded.config,
+        crate::track::TrackerOptions {
+            exec: std::sync::Arc::new(scripts.clone()),
+            ..Default::default()
+        },
+    );
     let notes = Notifications::start(
         &loaded.config,
         crate::notify::exec::Runner::Launcher(scripts.clone()),
@@ -193,10 +201,23 @@ async fn event_loop(
             _ = int.recv() => break,
             _ = hup.recv() => {
                 notifier.reloading();
-                if reload(&config_path, &mut running, &scripts, &mut driver, &checkers).await.0 {
+                if reload(&config_path, &mut running, &scripts, (&mut driver, &checkers, &mut tracker)).await.0 {
                     notes.reconfigure(&running.config);
                 }
                 notifier.ready(&summary(&driver));
+                continue;
+            }
+                        Some(seen) = observations.recv() => {
+                // Raw observations; the driver owns the arithmetic (keeper_vrrp::tracking).
+                match seen {
+                    crate::track::Observation::Script { name, outcome, .. } => {
+                        driver.script_result(&name, outcome.success()).await;
+                    }
+                    crate::track::Observation::File { name, value, .. } => driver.file_value(&name, value).await,
+                    crate::track::Observation::Process { name, running, quorum } => {
+                        driver.process_up(&name, quorum.is_met(running)).await;
+                    }
+                }
                 continue;
             }
             Some(verdict) = checkers.next_verdict() => {
@@ -216,7 +237,7 @@ async fn event_loop(
                     }),
                     Request::Reload => {
                         notifier.reloading();
-                        let (ok, message) = reload(&config_path, &mut running, &scripts, &mut driver, &checkers).await;
+                        let (ok, message) = reload(&config_path, &mut running, &scripts, (&mut driver, &checkers, &mut tracker)).await;
                         if ok {
                             notes.reconfigure(&running.config);
                         }
@@ -279,6 +300,7 @@ async fn event_loop(
         Stopping {
             driver,
             checkers,
+            tracker,
             hooks,
             notes: &notes,
         },
@@ -295,6 +317,7 @@ async fn event_loop(
 struct Stopping<'a> {
     driver: Driver,
     checkers: Checkers,
+    tracker: crate::track::Tracker,
     hooks: ShutdownHooks,
     notes: &'a Notifications,
 }
@@ -314,6 +337,7 @@ async fn stop(
     let Stopping {
         mut driver,
         checkers,
+        tracker,
         hooks,
         notes,
     } = what;
@@ -325,6 +349,8 @@ async fn stop(
     let graceful = async {
         // omega: notify_down scripts run while VRRP releases its addresses.
         tokio::join!(driver.shutdown(), checkers.shutdown());
+        // Tracked scripts stop after VRRP: no late result can move a released instance.
+        tracker.stop().await;
         // notify: STOP notifications after the VIPs are released (failover first), bounded.
         notes.stop(&stopping, NOTIFY_STOP_BOUND).await;
         hooks.run(deadline).await
@@ -352,8 +378,7 @@ async fn reload(
     config_path: &std::path::Path,
     running: &mut Loaded,
     scripts: &ScriptRunner,
-    driver: &mut Driver,
-    checkers: &Checkers,
+    (driver, checkers, tracker): (&mut Driver, &Checkers, &mut crate::track::Tracker),
 ) -> (bool, String) {
     match config::load(config_path, std::env::vars()).and_then(|new| {
         // Script users are fixed at start: the launcher drops the power to add one.
@@ -395,6 +420,7 @@ async fn reload(
             // touched (they keep state, timers and VIPs).
             driver.reload(Setup::from_config(&new.config)).await;
             checkers.reload(check::plan::plan(&new.config));
+            tracker.reload(&new.config);
             *running = new;
             let message = "configuration reloaded".to_string();
             tracing::info!("{message}");

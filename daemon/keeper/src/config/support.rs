@@ -169,6 +169,19 @@ pub const IMPLEMENTED: &[&str] = &[
 /// `init_fail`, `quorum`, `quorum_max` and `reverse`, and on the instances' `track_*` lists).
 pub const TRACKER_KEYS: &[&str] = &[
     "vrrp_script.*.script",
+    "vrrp_script.*.weight",
+    "vrrp_script.*.rise",
+    "vrrp_script.*.fall",
+    "vrrp_script.*.init_fail",
+    "vrrp_track_file.*.weight",
+    "vrrp_track_file.*.reverse",
+    "vrrp_track_process.*.weight",
+    "vrrp_track_process.*.reverse",
+    "vrrp_track_process.*.quorum",
+    "vrrp_track_process.*.quorum_max",
+    "vrrp_instance.*.track_script",
+    "vrrp_instance.*.track_file",
+    "vrrp_instance.*.track_process",
     "vrrp_script.*.interval",
     "vrrp_script.*.timeout",
     "vrrp_script.*.user",
@@ -190,7 +203,10 @@ fn matches(pattern: &str, path: &[String]) -> bool {
 
 /// Whether keeperd acts on `path`.
 pub fn is_implemented(path: &[String]) -> bool {
-    IMPLEMENTED.iter().any(|p| matches(p, path))
+    IMPLEMENTED
+        .iter()
+        .chain(TRACKER_KEYS)
+        .any(|p| matches(p, path))
 }
 
 /// A warning for every written key keeperd does not act on yet.

@@ -698,3 +698,71 @@ impl Lab {
         String::from_utf8_lossy(&out.stdout).contains("protodown on")
     }
 }
+
+impl Lab {
+    /// A second LAN: bridge `br1` and an `eth1` in every node, 172.31.<net>.<11+i>/24.
+    pub fn add_second_lan(&self) {
+        let lan = self.lan();
+        ip(&[
+            "-n",
+            &lan,
+            "link",
+            "add",
+            "br1",
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "forward_delay",
+            "0",
+        ]);
+        ip(&["-n", &lan, "link", "set", "br1", "up"]);
+        for (i, node) in self.nodes.iter().enumerate() {
+            let ns = self.ns(node);
+            let port = format!("q-{node}");
+            ip(&[
+                "-n", &lan, "link", "add", &port, "type", "veth", "peer", "name", "eth1", "netns",
+                &ns,
+            ]);
+            ip(&["-n", &lan, "link", "set", &port, "master", "br1", "up"]);
+            ip(&[
+                "-n",
+                &ns,
+                "link",
+                "set",
+                "eth1",
+                "address",
+                &format!("02:00:00:01:{:02x}:{:02x}", self.net, 0x11 + i),
+            ]);
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("172.31.{}.{}/24", self.net, 11 + i),
+                "dev",
+                "eth1",
+            ]);
+            ip(&["-n", &ns, "link", "set", "eth1", "up"]);
+        }
+    }
+
+    /// Whether `addr` is configured on any interface of `node`.
+    pub fn has_addr_anywhere(&self, node: &str, addr: &str) -> bool {
+        let out = run(Command::new("ip").args(["-n", &self.ns(node), "addr", "show"]));
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .any(|w| w.split('/').next() == Some(addr))
+    }
+
+    pub fn set_link(&self, node: &str, dev: &str, up: bool) {
+        ip(&[
+            "-n",
+            &self.ns(node),
+            "link",
+            "set",
+            dev,
+            if up { "up" } else { "down" },
+        ]);
+    }
+}
