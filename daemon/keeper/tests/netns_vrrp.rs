@@ -795,3 +795,107 @@ fn a_missing_interface_is_an_error_or_waited_for_with_dynamic_interfaces() {
             .into_owned();
     assert!(on_eth1.contains(&format!(" {vip}/")), "{on_eth1}");
 }
+
+#[test]
+fn twenty_reloads_and_an_invalid_one_lose_no_probe() {
+    let mut lab = Lab::new(&["a", "b", "c"]);
+    let vip = lab.vip4();
+    let extra_vip = format!("10.{}.0.101", lab.net);
+    let conf = |prio: u8, comment: usize, with_extra: bool| {
+        let vips = if with_extra {
+            format!("\"{vip}/24 dev eth0\", \"{extra_vip}/24 dev eth0\"")
+        } else {
+            format!("\"{vip}/24 dev eth0\"")
+        };
+        format!(
+            "# reload {comment}\n[vrrp_instance.VI_1]\ninterface = \"eth0\"\nvirtual_router_id = 51\npriority = {prio}\nadvert_int = 1\nvirtual_ipaddress = [{vips}]\n"
+        )
+    };
+    let a = lab.start_keeperd("a", &conf(100, 0, false));
+    let b = lab.start_keeperd("b", &conf(50, 0, false));
+    master_within(&lab, a, "VI_1", 10 * SECS);
+    lab.wait_ready(b);
+    let transitions = |lab: &Lab, id| lab.status(id).map(|s| s.instances[0].transitions);
+    let (ta, tb) = (transitions(&lab, a), transitions(&lab, b));
+    // The client probes the VIP every 20 ms for the whole exercise.
+    let pinger = lab.start_daemon(
+        "c",
+        "ping",
+        None,
+        &["ping", "-n", "-i", "0.02", "-W", "1", &vip],
+    );
+    wait_until("the client reaches the VIP", 5 * SECS, || {
+        lab.log(pinger).contains("bytes from")
+    });
+    let path_a = lab.dir.path().join("a.toml");
+    let socket_a = lab.dir.path().join("a.sock");
+    for i in 1..=20 {
+        // Unchanged, comment-only, an added and removed VIP, the same priority: on both nodes.
+        let with_extra = i % 4 == 1;
+        std::fs::write(&path_a, conf(100, i, with_extra)).expect("write");
+        if i % 2 == 0 {
+            lab.signal(a, libc::SIGHUP);
+        } else {
+            let r = keeper::control::request(&socket_a, &keeper::control::Request::Reload)
+                .expect("reload request");
+            assert!(
+                matches!(r, keeper::control::Response::Reloaded { ok: true, .. }),
+                "{r:?}"
+            );
+        }
+        if with_extra {
+            wait_until("the added VIP is on the master", 5 * SECS, || {
+                lab.has_addr("a", &extra_vip)
+            });
+        }
+        // A reload is done when keeperd answers again (requests are served between inputs);
+        // then let the client get five more answers before the next one.
+        lab.wait_ready(a);
+        let seen = lab.log(pinger).matches("bytes from").count();
+        wait_until("five more answers", 5 * SECS, || {
+            lab.log(pinger).matches("bytes from").count() >= seen + 5
+        });
+    }
+    // One invalid reload: refused, nothing changes.
+    std::fs::write(
+        &path_a,
+        conf(100, 99, false).replace("virtual_router_id = 51", "virtual_router_id = 0"),
+    )
+    .expect("write");
+    let r = keeper::control::request(&socket_a, &keeper::control::Request::Reload)
+        .expect("reload request");
+    assert!(
+        matches!(r, keeper::control::Response::Reloaded { ok: false, .. }),
+        "{r:?}"
+    );
+    lab.signal(pinger, libc::SIGINT);
+    lab.wait_exit(pinger, 5 * SECS);
+    let log = lab.log(pinger);
+    let summary = log
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        log.matches("bytes from").count() >= 100,
+        "the probes span the reloads: {summary}"
+    );
+    assert!(
+        summary.contains(" 0% packet loss"),
+        "probes lost across reloads: {summary}\n{}",
+        lab.log(a)
+    );
+    assert_eq!(transitions(&lab, a), ta, "no flap on a");
+    assert_eq!(transitions(&lab, b), tb, "no flap on b");
+    assert_eq!(lab.state(a, "VI_1").as_deref(), Some("master"));
+    assert_eq!(
+        lab.status(a).map(|s| s.instances[0].priority),
+        Some(100),
+        "no priority drift"
+    );
+    assert!(
+        !lab.has_addr("a", &extra_vip),
+        "the last reload removed the extra VIP"
+    );
+    eprintln!("reloads: {summary}");
+}

@@ -26,6 +26,12 @@ pub struct Config {
     pub vrrp_sync_group: BTreeMap<String, SyncGroup>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub vrrp_script: BTreeMap<String, VrrpScript>,
+    // --- tracked files and processes (read by `track`) -----------------------------------------
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vrrp_track_file: BTreeMap<String, VrrpTrackFile>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vrrp_track_process: BTreeMap<String, VrrpTrackProcess>,
+    // --- end of tracked files and processes ----------------------------------------------------
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub virtual_server: BTreeMap<String, VirtualServer>,
     /// `virtual_server_group NAME { … }`: the members, in keepalived syntax, each `"IP [PORT]"`,
@@ -491,6 +497,152 @@ pub struct VrrpScript {
     pub init_fail: bool,
 }
 
+// --- tracked files and processes (read by `track`) ---------------------------------------------
+
+/// `vrrp_track_file NAME { file PATH; weight N [reverse]; init_file [VALUE] [overwrite] }`
+/// (keepalived 2.x also calls it `track_file`). The file holds an integer.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct VrrpTrackFile {
+    /// Absolute path; its directory must exist (the file itself may appear later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// -254..254, default 1: the value read is multiplied by it; 0 means non-zero is FAULT.
+    #[serde(default = "default_one")]
+    pub weight: i64,
+    /// keepalived's `weight N reverse`.
+    #[serde(default)]
+    pub reverse: bool,
+    /// Write the value to the file at start when it does not exist (or always, `overwrite`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_file: Option<InitFile>,
+}
+
+/// `init_file [VALUE] [overwrite]`. Written `init_file = true` (value 0), `init_file = 5`, or as
+/// keepalived's words in a string: `init_file = "5 overwrite"`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InitFile {
+    pub value: i64,
+    pub overwrite: bool,
+}
+
+impl InitFile {
+    fn parse_words(s: &str) -> Result<InitFile, String> {
+        let mut init = InitFile::default();
+        for word in s.split_whitespace() {
+            match word {
+                "overwrite" => init.overwrite = true,
+                "true" | "yes" | "on" => {}
+                w => {
+                    init.value = w
+                        .parse::<i32>()
+                        .map_err(|_| {
+                            format!("invalid init_file word {w:?}: a 32-bit integer or `overwrite`")
+                        })?
+                        .into()
+                }
+            }
+        }
+        Ok(init)
+    }
+}
+
+impl<'de> Deserialize<'de> for InitFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, Visitor};
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = InitFile;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("true, an integer, or a string such as \"5 overwrite\"")
+            }
+            fn visit_bool<E: Error>(self, v: bool) -> Result<InitFile, E> {
+                if v {
+                    Ok(InitFile::default())
+                } else {
+                    Err(E::custom(
+                        "init_file = false: remove the key to leave the file alone",
+                    ))
+                }
+            }
+            fn visit_i64<E: Error>(self, v: i64) -> Result<InitFile, E> {
+                i32::try_from(v)
+                    .map(|v| InitFile {
+                        value: v.into(),
+                        overwrite: false,
+                    })
+                    .map_err(|_| E::custom(format!("init_file value {v} is not a 32-bit integer")))
+            }
+            fn visit_u64<E: Error>(self, v: u64) -> Result<InitFile, E> {
+                self.visit_i64(i64::try_from(v).unwrap_or(i64::MAX))
+            }
+            fn visit_str<E: Error>(self, v: &str) -> Result<InitFile, E> {
+                InitFile::parse_words(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Serialize for InitFile {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.overwrite {
+            s.serialize_str(&format!("{} overwrite", self.value))
+        } else {
+            s.serialize_i64(self.value)
+        }
+    }
+}
+
+/// keepalived's `param_match`: how the configured parameters of `process` are compared with a
+/// process's command line.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamMatch {
+    /// The parameters are exactly the configured ones (keepalived: `param_match` alone; the
+    /// default when `process` has parameters).
+    Exact,
+    /// The first parameters are the configured ones; more may follow.
+    Partial,
+    /// As `partial`, and the last configured parameter need only begin the process's one.
+    Initial,
+}
+
+/// `vrrp_track_process NAME { process NAME [PARAMS…]; param_match; weight; quorum; quorum_max;
+/// delay; terminate_delay; fork_delay; full_command }`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct VrrpTrackProcess {
+    /// keepalived's words: `"haproxy"` or `"/usr/bin/python3 /srv/app.py"` (quotes group words).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub param_match: Option<ParamMatch>,
+    /// -254..254, default 0 (too few or too many processes is FAULT).
+    #[serde(default)]
+    pub weight: i64,
+    #[serde(default)]
+    pub reverse: bool,
+    /// Minimum number of processes, 1..65535, default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<i64>,
+    /// Maximum number of processes, 0..65535, default unlimited; 0 means "must not run".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum_max: Option<i64>,
+    /// Sets both `fork_delay` and `terminate_delay` (which win when also set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<Secs>,
+    /// How long a quorum change caused by a process exiting waits before it is reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminate_delay: Option<Secs>,
+    /// How long a quorum change caused by a tracked process forking waits before it is reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fork_delay: Option<Secs>,
+    /// Match the command line's first word instead of the process name (`comm`).
+    #[serde(default)]
+    pub full_command: bool,
+}
+
+// --- end of tracked files and processes --------------------------------------------------------
+
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Protocol {
@@ -616,6 +768,19 @@ pub struct VirtualServer {
     pub virtualhost: Option<String>,
     #[serde(default)]
     pub ha_suspend: bool,
+    // --- health-check defaults (check/plan.rs): a checker's key wins over its real server's,
+    // which wins over these, as in keepalived.
+    /// Default 5 s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_before_retry: Option<Secs>,
+    /// Default: the checker's delay_loop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<Secs>,
+    // --- end of health-check defaults
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub real_server: BTreeMap<String, RealServer>,
 }
@@ -643,6 +808,25 @@ pub struct RealServer {
     pub notify_up: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_down: Option<String>,
+    // --- health-check defaults for this real server's checkers (check/plan.rs)
+    /// Default: the virtual server's `alpha`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<bool>,
+    /// Default: the virtual server's `delay_loop`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_loop: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_before_retry: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<Secs>,
+    /// Default `Host:` for this real server's HTTP checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtualhost: Option<String>,
+    // --- end of health-check defaults
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp_check: Option<TcpCheck>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -676,6 +860,12 @@ pub struct TcpCheck {
     pub connect_port: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bindto: Option<IpAddr>,
+    /// Default: the real server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_loop: Option<Secs>,
+    /// Default: the real server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<bool>,
 }
 
 /// `HTTP_GET` / `SSL_GET { url { … } … }`.
@@ -708,6 +898,16 @@ pub struct HttpCheck {
     /// TLS only: verify the server certificate (default false, as keepalived).
     #[serde(default)]
     pub verify_cert: bool,
+    /// TLS only, with `verify_cert`: PEM file of the certificates to trust (default: the
+    /// system's trust store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Default: the real server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_loop: Option<Secs>,
+    /// Default: the real server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -744,6 +944,12 @@ pub struct MiscCheck {
     pub retry: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_before_retry: Option<Secs>,
+    /// Default: the real server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_loop: Option<Secs>,
+    /// Default: the real server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<bool>,
 }
 
 /// HTTP status codes accepted by a check: inclusive ranges.

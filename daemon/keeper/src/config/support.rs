@@ -21,6 +21,14 @@ pub const IMPLEMENTED: &[&str] = &[
     "global.vrrp_higher_prio_send_advert",
     "global.vrrp_startup_delay",
     "global.dynamic_interfaces",
+    // Hardened runtime (privilege.rs, launcher.rs, control.rs, metrics.rs).
+    "global.user",
+    "global.script_user",
+    "global.control_socket",
+    "global.control_socket_group",
+    "global.metrics_listen",
+    "global.vrrp_rt_priority",
+    "global.vrrp_no_swap",
     "vrrp_instance.*.state",
     "vrrp_instance.*.interface",
     "vrrp_instance.*.version",
@@ -120,7 +128,118 @@ pub const IMPLEMENTED: &[&str] = &[
     // vrrp_sync_group.*.{notify_master,notify_backup,notify_fault,notify_stop,notify,smtp_alert}
     // are acted on once the sync-group coordinator calls `Notifier::group`.
     // --- end of notify keys
+    // --- health checks (check/); `misc_check.user` waits for privilege separation (issue 10)
+    "virtual_server.*.delay_loop",
+    "virtual_server.*.alpha",
+    "virtual_server.*.omega",
+    "virtual_server.*.virtualhost",
+    "virtual_server.*.connect_timeout",
+    "virtual_server.*.retry",
+    "virtual_server.*.delay_before_retry",
+    "virtual_server.*.warmup",
+    "virtual_server.*.real_server.*.ip",
+    "virtual_server.*.real_server.*.port",
+    "virtual_server.*.real_server.*.notify_up",
+    "virtual_server.*.real_server.*.notify_down",
+    "virtual_server.*.real_server.*.alpha",
+    "virtual_server.*.real_server.*.delay_loop",
+    "virtual_server.*.real_server.*.connect_timeout",
+    "virtual_server.*.real_server.*.retry",
+    "virtual_server.*.real_server.*.delay_before_retry",
+    "virtual_server.*.real_server.*.warmup",
+    "virtual_server.*.real_server.*.virtualhost",
+    "virtual_server.*.real_server.*.tcp_check.connect_timeout",
+    "virtual_server.*.real_server.*.tcp_check.retry",
+    "virtual_server.*.real_server.*.tcp_check.nb_get_retry",
+    "virtual_server.*.real_server.*.tcp_check.delay_before_retry",
+    "virtual_server.*.real_server.*.tcp_check.warmup",
+    "virtual_server.*.real_server.*.tcp_check.connect_ip",
+    "virtual_server.*.real_server.*.tcp_check.connect_port",
+    "virtual_server.*.real_server.*.tcp_check.bindto",
+    "virtual_server.*.real_server.*.tcp_check.delay_loop",
+    "virtual_server.*.real_server.*.tcp_check.alpha",
+    "virtual_server.*.real_server.*.http_get.connect_timeout",
+    "virtual_server.*.real_server.*.http_get.retry",
+    "virtual_server.*.real_server.*.http_get.nb_get_retry",
+    "virtual_server.*.real_server.*.http_get.delay_before_retry",
+    "virtual_server.*.real_server.*.http_get.warmup",
+    "virtual_server.*.real_server.*.http_get.connect_ip",
+    "virtual_server.*.real_server.*.http_get.connect_port",
+    "virtual_server.*.real_server.*.http_get.bindto",
+    "virtual_server.*.real_server.*.http_get.delay_loop",
+    "virtual_server.*.real_server.*.http_get.alpha",
+    "virtual_server.*.real_server.*.http_get.virtualhost",
+    "virtual_server.*.real_server.*.http_get.sni",
+    "virtual_server.*.real_server.*.http_get.verify_cert",
+    "virtual_server.*.real_server.*.http_get.ca_file",
+    "virtual_server.*.real_server.*.http_get.url.*.path",
+    "virtual_server.*.real_server.*.http_get.url.*.status_code",
+    "virtual_server.*.real_server.*.http_get.url.*.digest",
+    "virtual_server.*.real_server.*.http_get.url.*.regex",
+    "virtual_server.*.real_server.*.http_get.url.*.virtualhost",
+    "virtual_server.*.real_server.*.ssl_get.connect_timeout",
+    "virtual_server.*.real_server.*.ssl_get.retry",
+    "virtual_server.*.real_server.*.ssl_get.nb_get_retry",
+    "virtual_server.*.real_server.*.ssl_get.delay_before_retry",
+    "virtual_server.*.real_server.*.ssl_get.warmup",
+    "virtual_server.*.real_server.*.ssl_get.connect_ip",
+    "virtual_server.*.real_server.*.ssl_get.connect_port",
+    "virtual_server.*.real_server.*.ssl_get.bindto",
+    "virtual_server.*.real_server.*.ssl_get.delay_loop",
+    "virtual_server.*.real_server.*.ssl_get.alpha",
+    "virtual_server.*.real_server.*.ssl_get.virtualhost",
+    "virtual_server.*.real_server.*.ssl_get.sni",
+    "virtual_server.*.real_server.*.ssl_get.verify_cert",
+    "virtual_server.*.real_server.*.ssl_get.ca_file",
+    "virtual_server.*.real_server.*.ssl_get.url.*.path",
+    "virtual_server.*.real_server.*.ssl_get.url.*.status_code",
+    "virtual_server.*.real_server.*.ssl_get.url.*.digest",
+    "virtual_server.*.real_server.*.ssl_get.url.*.regex",
+    "virtual_server.*.real_server.*.ssl_get.url.*.virtualhost",
+    "virtual_server.*.real_server.*.misc_check.misc_path",
+    "virtual_server.*.real_server.*.misc_check.misc_timeout",
+    "virtual_server.*.real_server.*.misc_check.misc_dynamic",
+    "virtual_server.*.real_server.*.misc_check.warmup",
+    "virtual_server.*.real_server.*.misc_check.retry",
+    "virtual_server.*.real_server.*.misc_check.delay_before_retry",
+    "virtual_server.*.real_server.*.misc_check.delay_loop",
+    "virtual_server.*.real_server.*.misc_check.alpha",
+    // --- end of health checks
 ];
+
+// --- tracked objects (`track`) -----------------------------------------------------------------
+/// Keys `track::Tracker` acts on (running scripts, reading files, counting processes). Not in
+/// [`IMPLEMENTED`] yet: they become "implemented" when the runtime starts the Tracker and feeds
+/// its observations to the tracking arithmetic (which acts on the weights, `rise`, `fall`,
+/// `init_fail`, `quorum`, `quorum_max` and `reverse`, and on the instances' `track_*` lists).
+pub const TRACKER_KEYS: &[&str] = &[
+    "vrrp_script.*.script",
+    "vrrp_script.*.weight",
+    "vrrp_script.*.rise",
+    "vrrp_script.*.fall",
+    "vrrp_script.*.init_fail",
+    "vrrp_track_file.*.weight",
+    "vrrp_track_file.*.reverse",
+    "vrrp_track_process.*.weight",
+    "vrrp_track_process.*.reverse",
+    "vrrp_track_process.*.quorum",
+    "vrrp_track_process.*.quorum_max",
+    "vrrp_instance.*.track_script",
+    "vrrp_instance.*.track_file",
+    "vrrp_instance.*.track_process",
+    "vrrp_script.*.interval",
+    "vrrp_script.*.timeout",
+    "vrrp_script.*.user",
+    "vrrp_track_file.*.file",
+    "vrrp_track_file.*.init_file",
+    "vrrp_track_process.*.process",
+    "vrrp_track_process.*.param_match",
+    "vrrp_track_process.*.full_command",
+    "vrrp_track_process.*.delay",
+    "vrrp_track_process.*.fork_delay",
+    "vrrp_track_process.*.terminate_delay",
+];
+// --- end of tracked objects ---------------------------------------------------------------------
 
 fn matches(pattern: &str, path: &[String]) -> bool {
     // Without allocating: this runs for every written key against every pattern.
@@ -138,7 +257,7 @@ pub fn is_implemented(path: &[String]) -> bool {
     static INDEX: std::sync::OnceLock<Index> = std::sync::OnceLock::new();
     let index = INDEX.get_or_init(|| {
         let mut index = Index::new();
-        for p in IMPLEMENTED {
+        for p in IMPLEMENTED.iter().chain(TRACKER_KEYS) {
             let first = p.split('.').next().unwrap_or_default();
             index
                 .entry((first, p.split('.').count()))
@@ -177,7 +296,12 @@ mod tests {
     #[test]
     fn no_pattern_starts_with_a_wildcard() {
         // `is_implemented` indexes the patterns by their first segment.
-        assert!(IMPLEMENTED.iter().all(|p| !p.starts_with('*')));
+        assert!(
+            IMPLEMENTED
+                .iter()
+                .chain(TRACKER_KEYS)
+                .all(|p| !p.starts_with('*'))
+        );
         let path: Vec<String> = ["virtual_server", "web", "real_server", "a", "weight"]
             .map(String::from)
             .into();

@@ -34,8 +34,8 @@ pub struct QuorumChange {
     pub sorry_server: bool,
 }
 
-/// The health of a real server: its verdict, else up (down with `alpha` when a checker will
-/// decide).
+/// The health of a real server: its verdict, else up (down when a checker with `alpha` will
+/// decide, as the checkers start it).
 pub fn health_of(
     vs: &VirtualServerPlan,
     rs: &RealServerPlan,
@@ -44,7 +44,7 @@ pub fn health_of(
     let id = RealServerId::new(vs.name.clone(), rs.name.clone());
     match health.get(&id) {
         Some(h) => *h,
-        None if vs.alpha && rs.has_checker => RealServerHealth::DOWN,
+        None if rs.starts_down => RealServerHealth::DOWN,
         None => RealServerHealth::UP,
     }
 }
@@ -313,7 +313,7 @@ mod tests {
     }
 
     #[test]
-    fn alpha_starts_checked_servers_down() {
+    fn alpha_starts_checked_servers_down_with_the_checkers_inheritance() {
         let plan = plan_of(&format!(
             "{}\n[virtual_server.web.real_server.rs1.tcp_check]\nconnect_timeout = 1\n",
             WEB.replace("lb_kind = \"DR\"", "lb_kind = \"DR\"\nalpha = true")
@@ -327,6 +327,26 @@ mod tests {
         assert_eq!(
             dests(&build_once(&plan, &h, &mut BTreeMap::new())),
             ["10.77.0.21:80 3", "10.77.0.22:80 2"]
+        );
+        // The checker's own alpha wins over the virtual server's; the real server's over both
+        // defaults of its checkers.
+        let plan = plan_of(&format!(
+            "{}
+[virtual_server.web.real_server.rs1.tcp_check]
+alpha = false
+",
+            WEB.replace("lb_kind = \"DR\"", "lb_kind = \"DR\"\nalpha = true")
+        ));
+        assert_eq!(
+            dests(&build_once(&plan, &HealthMap::new(), &mut BTreeMap::new())).len(),
+            2
+        );
+        let plan = plan_of(&format!(
+            "{WEB}alpha = true\n[virtual_server.web.real_server.rs2.http_get.url.root]\npath = \"/\"\n"
+        ));
+        assert_eq!(
+            dests(&build_once(&plan, &HealthMap::new(), &mut BTreeMap::new())),
+            ["10.77.0.21:80 3"]
         );
     }
 

@@ -51,6 +51,9 @@ pub struct RealServerPlan {
     pub inhibit_on_failure: bool,
     /// Whether a checker decides its health (else it is always up).
     pub has_checker: bool,
+    /// Down until the checkers' first verdict: some checker has `alpha` (its own, else the
+    /// real server's, else the virtual server's), as the health checkers start it.
+    pub starts_down: bool,
 }
 
 impl RealServerPlan {
@@ -82,8 +85,6 @@ pub struct VirtualServerPlan {
     /// The sum of the weights of the live real servers needed to be "up".
     pub quorum: u32,
     pub hysteresis: u32,
-    /// Real servers with a checker start down until their first success.
-    pub alpha: bool,
 }
 
 /// The connection sync daemon, resolved.
@@ -372,6 +373,20 @@ fn clamp_u32(v: i64) -> u32 {
     u32::try_from(v.max(0)).unwrap_or(u32::MAX)
 }
 
+/// The `alpha` of each checker of a real server, inherited as the checkers inherit it.
+fn checker_alphas(vs: &VirtualServer, rs: &RealServer) -> Vec<bool> {
+    [
+        rs.tcp_check.as_ref().map(|c| c.alpha),
+        rs.http_get.as_ref().map(|c| c.alpha),
+        rs.ssl_get.as_ref().map(|c| c.alpha),
+        rs.misc_check.as_ref().map(|c| c.alpha),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|a| a.or(rs.alpha).unwrap_or(vs.alpha))
+    .collect()
+}
+
 fn has_checker(rs: &RealServer) -> bool {
     rs.tcp_check.is_some()
         || rs.http_get.is_some()
@@ -476,6 +491,7 @@ fn plan_virtual_server(
             lower_threshold: clamp_u32(rs.lthreshold.unwrap_or(0)),
             inhibit_on_failure: rs.inhibit_on_failure.unwrap_or(vs.inhibit_on_failure),
             has_checker: has_checker(rs),
+            starts_down: checker_alphas(vs, rs).into_iter().any(|a| a),
         });
     }
     let sorry_server = match &vs.sorry_server {
@@ -686,7 +702,6 @@ fn plan_virtual_server(
         sorry_server_inhibit: vs.sorry_server_inhibit,
         quorum: clamp_u32(vs.quorum),
         hysteresis: clamp_u32(vs.hysteresis),
-        alpha: vs.alpha,
     })
 }
 

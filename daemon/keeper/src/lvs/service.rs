@@ -44,10 +44,10 @@ enum Msg {
     Shutdown(oneshot::Sender<()>),
 }
 
-/// The handle of the IPVS task.
+/// The handle of the IPVS task (cloneable: the event loop and the stop hook both hold one).
+#[derive(Clone)]
 pub struct Lvs {
     tx: mpsc::UnboundedSender<Msg>,
-    task: tokio::task::JoinHandle<()>,
 }
 
 /// Where health verdicts go (cloneable; for the health checkers).
@@ -66,13 +66,22 @@ impl HealthSender {
 impl Lvs {
     /// Starts the task with the configuration and the VRRP instances' states. Never fails:
     /// IPVS problems are logged and VRRP goes on.
+    ///
+    /// Call it before dropping privileges: the `expire_quiescent_template` sysctl needs root,
+    /// and is written here when IPVS is already loaded (else the task tries later).
     pub fn start(config: &Config, vrrp: BTreeMap<String, State>) -> Lvs {
         let (tx, rx) = mpsc::unbounded_channel();
         let owned_file = OwnedFile::for_socket(&config.global.control_socket);
+        if config.global.expire_quiescent_template
+            && plan::plan(config).0.uses_ipvs(config)
+            && std::path::Path::new(EXPIRE_QUIESCENT_TEMPLATE).exists()
+        {
+            expire_quiescent_template();
+        }
         let actor = Actor::new(rx, owned_file, vrrp);
         let first = Box::new(config.clone());
-        let task = tokio::spawn(actor.run(first));
-        Lvs { tx, task }
+        tokio::spawn(actor.run(first));
+        Lvs { tx }
     }
 
     /// A new configuration (SIGHUP): only the differences reach the kernel.
@@ -89,16 +98,35 @@ impl Lvs {
         HealthSender(self.tx.clone())
     }
 
-    /// Stops the sync daemons keeperd runs and applies `lvs_flush_on_stop`; waits at most
-    /// `timeout`.
-    pub async fn shutdown(self, timeout: Duration) {
+    /// A checker's verdict on one real server.
+    pub fn health(&self, id: RealServerId, health: RealServerHealth) {
+        let _ = self.tx.send(Msg::Health(HealthUpdate { id, health }));
+    }
+
+    /// Stops the sync daemons keeperd runs and applies `lvs_flush_on_stop`; returns when done
+    /// (the caller bounds the wait: the stop deadline).
+    pub async fn shutdown(&self) {
         let (done, wait) = oneshot::channel();
-        if self.tx.send(Msg::Shutdown(done)).is_ok()
-            && tokio::time::timeout(timeout, wait).await.is_err()
-        {
-            tracing::warn!("ipvs: shutdown did not finish within {timeout:?}");
-            self.task.abort();
+        if self.tx.send(Msg::Shutdown(done)).is_ok() {
+            let _ = wait.await;
         }
+    }
+}
+
+const EXPIRE_QUIESCENT_TEMPLATE: &str = "/proc/sys/net/ipv4/vs/expire_quiescent_template";
+
+/// Sets the sysctl to 1 unless it is already; logs the outcome.
+fn expire_quiescent_template() {
+    match std::fs::read_to_string(EXPIRE_QUIESCENT_TEMPLATE) {
+        Ok(v) if v.trim() == "1" => {}
+        _ => match std::fs::write(EXPIRE_QUIESCENT_TEMPLATE, "1\n") {
+            Ok(()) => tracing::info!(
+                "ipvs: set {EXPIRE_QUIESCENT_TEMPLATE} = 1 (expire_quiescent_template)"
+            ),
+            Err(e) => tracing::warn!(
+                "ipvs: cannot set {EXPIRE_QUIESCENT_TEMPLATE} (expire_quiescent_template): {e}; persistent clients may stay on a real server with weight 0"
+            ),
+        },
     }
 }
 
@@ -344,16 +372,7 @@ impl Actor {
             }
         }
         if self.global.expire_quiescent_template && self.uses_ipvs {
-            const SYSCTL: &str = "/proc/sys/net/ipv4/vs/expire_quiescent_template";
-            match std::fs::read_to_string(SYSCTL) {
-                Ok(v) if v.trim() == "1" => {}
-                _ => match std::fs::write(SYSCTL, "1\n") {
-                    Ok(()) => tracing::info!("ipvs: set {SYSCTL} = 1 (expire_quiescent_template)"),
-                    Err(e) => tracing::warn!(
-                        "ipvs: cannot set {SYSCTL} (expire_quiescent_template): {e}; persistent clients may stay on a real server with weight 0"
-                    ),
-                },
-            }
+            expire_quiescent_template();
         }
     }
 

@@ -109,10 +109,9 @@ pub enum Runner {
     /// keeperd forks them itself. `switch_to` is the script user when it differs from
     /// keeperd's own identity (possible only while keeperd runs as root).
     Direct { switch_to: Option<Account> },
-    // HOOK(launcher): when issue 10's launcher is on main, add
-    //     Launcher(crate::launcher::ScriptRunner),
-    // and in `run` map `Script` to `crate::launcher::Script { argv, env: vec![], timeout, user: None }`
-    // and its `Outcome` to ours. The launcher then owns the user switch and the capability drop.
+    /// The hardened runtime's script launcher: it owns the user switch and the capability
+    /// drop, and works after keeperd has dropped its privileges (the daemon's own runner).
+    Launcher(crate::launcher::ScriptRunner),
 }
 
 impl Runner {
@@ -145,6 +144,33 @@ impl Runner {
     pub async fn run(&self, script: &Script) -> Run {
         match self {
             Runner::Direct { switch_to } => exec(script, switch_to.as_ref()).await,
+            Runner::Launcher(launcher) => {
+                let started = Instant::now();
+                let request = crate::launcher::Script {
+                    argv: script.argv.clone(),
+                    env: Vec::new(),
+                    timeout: script.timeout,
+                    user: None,
+                };
+                match launcher.run(request).await {
+                    Ok(r) => Run {
+                        outcome: match r.outcome {
+                            crate::launcher::Outcome::Exited(c) => Outcome::Exited(c),
+                            crate::launcher::Outcome::Signaled(s) => Outcome::Signaled(s),
+                            crate::launcher::Outcome::TimedOut => Outcome::TimedOut,
+                        },
+                        stdout: r.stdout,
+                        stderr: r.stderr,
+                        duration: r.duration,
+                    },
+                    Err(e) => Run {
+                        outcome: Outcome::NotStarted(e.to_string()),
+                        stdout: String::new(),
+                        stderr: String::new(),
+                        duration: started.elapsed(),
+                    },
+                }
+            }
         }
     }
 }

@@ -387,6 +387,18 @@ impl Driver {
             .await;
     }
 
+    /// A `vrrp_track_file`'s value.
+    pub async fn file_value(&mut self, file: &str, value: i64) {
+        self.set_tracked(TrackerKind::File, file, |t, id| t.set_value(id, value))
+            .await;
+    }
+
+    /// Whether a `vrrp_track_process`'s quorum is met.
+    pub async fn process_up(&mut self, process: &str, up: bool) {
+        self.set_tracked(TrackerKind::Process, process, |t, id| t.set_up(id, up))
+            .await;
+    }
+
     /// Records a tracked object's new state in every instance tracking it, and tells the
     /// cores whose effective priority or fault changed.
     async fn set_tracked(

@@ -304,24 +304,43 @@ fn plan_one(
         .find(|(_, g)| g.group.iter().any(|m| m == name));
     let sync_without_weights = group.is_some_and(|(_, g)| !g.sync_group_tracking_weight);
     let mut trackers = Vec::new();
-    let kinds: [(&str, TrackerKind, &Vec<String>); 2] = [
+    let kinds: [(&str, TrackerKind, &Vec<String>); 4] = [
         (
             "track_interface",
             TrackerKind::Interface,
             &inst.track_interface,
         ),
         ("track_script", TrackerKind::Script, &inst.track_script),
+        ("track_file", TrackerKind::File, &inst.track_file),
+        ("track_process", TrackerKind::Process, &inst.track_process),
     ];
     for (k, kind, list) in kinds {
         for (i, s) in list.iter().enumerate() {
             let t: TrackSpec = s.parse().ok()?;
-            let default = match kind {
-                TrackerKind::Script => cfg.vrrp_script.get(&t.name).map_or(0, |sc| sc.weight),
-                _ => 0,
+            // The instance's `weight` (and `reverse`) override the tracked object's own.
+            let (default, default_reverse) = match kind {
+                TrackerKind::Script => (
+                    cfg.vrrp_script.get(&t.name).map_or(0, |sc| sc.weight),
+                    false,
+                ),
+                TrackerKind::File => cfg
+                    .vrrp_track_file
+                    .get(&t.name)
+                    .map_or((1, false), |f| (f.weight, f.reverse)),
+                TrackerKind::Process => cfg
+                    .vrrp_track_process
+                    .get(&t.name)
+                    .map_or((0, false), |p| (p.weight, p.reverse)),
+                TrackerKind::Interface => (0, false),
+            };
+            let reverse = if t.weight.is_some() {
+                t.reverse
+            } else {
+                t.reverse || default_reverse
             };
             let index = i.to_string();
             let path = [k, index.as_str()];
-            let weight = match Weight::new(kind, t.weight.map_or(default, i64::from), t.reverse) {
+            let weight = match Weight::new(kind, t.weight.map_or(default, i64::from), reverse) {
                 Ok(w) => w,
                 Err(e) => {
                     notes.push(PlanNote {
@@ -353,7 +372,7 @@ fn plan_one(
                     if rule == WeightRule::Ignore {
                         continue;
                     }
-                    Weight::new(kind, 0, t.reverse).ok()?
+                    Weight::new(kind, 0, reverse).ok()?
                 }
             };
             trackers.push(TrackerPlan {

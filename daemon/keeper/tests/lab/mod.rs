@@ -72,6 +72,39 @@ fn ip(args: &[&str]) -> String {
     ok(Command::new("ip").args(args))
 }
 
+static USERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Creates a system user (and its group) if missing, optionally in `group` (created too).
+/// Tests that need users say so: this changes the machine's user database.
+pub fn ensure_user(name: &str, group: Option<&str>) {
+    let _held = USERS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(g) = group
+        && !run(Command::new("getent").args(["group", g]))
+            .status
+            .success()
+    {
+        eprintln!("creating test group {g}");
+        ok(Command::new("groupadd").args(["--system", g]));
+    }
+    if !run(Command::new("id").arg(name)).status.success() {
+        eprintln!("creating test user {name}");
+        let mut cmd = Command::new("useradd");
+        cmd.args([
+            "--system",
+            "--no-create-home",
+            "--user-group",
+            "--shell",
+            "/usr/sbin/nologin",
+        ]);
+        if let Some(g) = group {
+            cmd.args(["--groups", g]);
+        }
+        ok(cmd.arg(name));
+    } else if let Some(g) = group {
+        ok(Command::new("usermod").args(["--append", "--groups", g, name]));
+    }
+}
+
 /// Polls `cond` every 5 ms until it holds or `timeout` passes; returns the time it took.
 pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();
@@ -92,11 +125,21 @@ impl Lab {
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         let prefix = format!("kt{}x{n}", std::process::id());
         let net = 100 + (n % 100) as u8;
+        // keeperd started as root switches to its user (default `keeper`), which must exist
+        // and read the lab's files (configurations are re-read at reload); scripts run as that
+        // user too and write their traces here: the directory is writable like /tmp (sticky).
+        ensure_user("keeper", None);
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+        )
+        .expect("chmod lab dir");
         let lab = Lab {
             prefix: prefix.clone(),
             net,
             nodes: nodes.iter().map(|s| s.to_string()).collect(),
-            dir: tempfile::tempdir().expect("tempdir"),
+            dir,
             daemons: Vec::new(),
         };
         let lan = lab.lan();
@@ -298,7 +341,32 @@ impl Lab {
         self.spawn(node, cmd, log, None)
     }
 
-    fn spawn(
+    /// Starts any program in `node` as a daemon (own process group, output in
+    /// `<node>-<name>.log` in the lab directory), in directory `cwd` if given.
+    pub fn start_daemon(
+        &mut self,
+        node: &str,
+        name: &str,
+        cwd: Option<&std::path::Path>,
+        args: &[&str],
+    ) -> usize {
+        let log = self.dir.path().join(format!("{node}-{name}.log"));
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns(node)]).args(args);
+        if let Some(dir) = cwd {
+            cmd.current_dir(dir);
+        }
+        self.spawn(node, cmd, log, None)
+    }
+
+    /// Whether something in `node` listens on TCP `port`.
+    pub fn listens(&self, node: &str, port: u16) -> bool {
+        let out = self.exec(node, &["ss", "-Hltn", &format!("sport = :{port}")]);
+        !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+    }
+
+    /// Starts `cmd` (already wrapped in `ip netns exec` as needed) as a lab daemon.
+    pub fn spawn(
         &mut self,
         node: &str,
         mut cmd: Command,
@@ -613,7 +681,7 @@ impl Lab {
         let d = self.dir.path().join(format!("frr-{node}"));
         std::fs::create_dir_all(&d).expect("frr dir");
         // The frr user must reach its files inside our private temporary directory.
-        ok(Command::new("chmod").args(["755"]).arg(self.dir.path()));
+        ok(Command::new("chmod").args(["1777"]).arg(self.dir.path()));
         d
     }
 
@@ -628,5 +696,73 @@ impl Lab {
             &format!("vrrp4-2-{vrid}"),
         ]));
         String::from_utf8_lossy(&out.stdout).contains("protodown on")
+    }
+}
+
+impl Lab {
+    /// A second LAN: bridge `br1` and an `eth1` in every node, 172.31.<net>.<11+i>/24.
+    pub fn add_second_lan(&self) {
+        let lan = self.lan();
+        ip(&[
+            "-n",
+            &lan,
+            "link",
+            "add",
+            "br1",
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "forward_delay",
+            "0",
+        ]);
+        ip(&["-n", &lan, "link", "set", "br1", "up"]);
+        for (i, node) in self.nodes.iter().enumerate() {
+            let ns = self.ns(node);
+            let port = format!("q-{node}");
+            ip(&[
+                "-n", &lan, "link", "add", &port, "type", "veth", "peer", "name", "eth1", "netns",
+                &ns,
+            ]);
+            ip(&["-n", &lan, "link", "set", &port, "master", "br1", "up"]);
+            ip(&[
+                "-n",
+                &ns,
+                "link",
+                "set",
+                "eth1",
+                "address",
+                &format!("02:00:00:01:{:02x}:{:02x}", self.net, 0x11 + i),
+            ]);
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("172.31.{}.{}/24", self.net, 11 + i),
+                "dev",
+                "eth1",
+            ]);
+            ip(&["-n", &ns, "link", "set", "eth1", "up"]);
+        }
+    }
+
+    /// Whether `addr` is configured on any interface of `node`.
+    pub fn has_addr_anywhere(&self, node: &str, addr: &str) -> bool {
+        let out = run(Command::new("ip").args(["-n", &self.ns(node), "addr", "show"]));
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .any(|w| w.split('/').next() == Some(addr))
+    }
+
+    pub fn set_link(&self, node: &str, dev: &str, up: bool) {
+        ip(&[
+            "-n",
+            &self.ns(node),
+            "link",
+            "set",
+            dev,
+            if up { "up" } else { "down" },
+        ]);
     }
 }
