@@ -15,6 +15,12 @@ TMO=$(cat $X/timeout-ms 2>/dev/null || echo 600000)
 LINES=$(cat $X/lines)
 LINE=$(cat $X/reload.line)
 mkdir -p /etc/keeper /run/keeper /etc/keepalived
+# keeperd started as root switches to the `keeper` user (keeping CAP_NET_ADMIN/NET_RAW); its
+# runtime directory is its own, as systemd's RuntimeDirectory= makes it.
+printf 'root:x:0:0:root:/root:/bin/sh\nkeeper:x:999:999::/nonexistent:/bin/false\n' >/etc/passwd
+printf 'root:x:0:\nkeeper:x:999:\n' >/etc/group
+mkdir -p /run/keeper && chown keeper:keeper /run/keeper
+
 PATH=/sbin:/bin:$X
 fail() { echo "FAIL $*"; exit 1; }
 NS=

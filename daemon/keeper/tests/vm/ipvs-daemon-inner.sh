@@ -34,6 +34,12 @@ same_text() {
   if diff -u "$2" "$3" >"$O/diff.txt"; then pass "$1"; else fail "$1" "differs:"; cat "$O/diff.txt"; fi
 }
 
+# keeperd started as root switches to the `keeper` user (keeping CAP_NET_ADMIN/NET_RAW); its
+# runtime directory is its own, as systemd's RuntimeDirectory= makes it.
+printf 'root:x:0:0:root:/root:/bin/sh\nkeeper:x:999:999::/nonexistent:/bin/false\n' >/etc/passwd
+printf 'root:x:0:\nkeeper:x:999:\n' >/etc/group
+mkdir -p /run/keeper && chown keeper:keeper /run/keeper
+
 # --- network ------------------------------------------------------------------------------------
 modprobe veth; modprobe bridge
 ip link add br0 type bridge stp_state 0 forward_delay 0
