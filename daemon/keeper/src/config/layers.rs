@@ -1,0 +1,466 @@
+//! The configuration layers and their merge: built-in defaults < the TOML file < `conf.d/*.toml`
+//! in lexical order < `KEEPER_…` environment variables (`__` separates key segments).
+//!
+//! figment does the merge and remembers which layer each value came from; this module adds what
+//! figment cannot know: the line and column of every key (from a spanned `toml_edit` parse), and
+//! environment keys matched to the names written in the files (figment's own `Env` lowercases
+//! `VI_1` to `vi_1`, which would define a second instance instead of overriding the first).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider, Source};
+
+use super::node::{KeyPath, Node, NodeKind, Origin};
+
+/// Environment variable prefix; `KEEPER_A__B=1` sets key `a.b`.
+pub const ENV_PREFIX: &str = "KEEPER_";
+
+/// One problem found while reading a layer (before any schema check).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerError {
+    pub origin: Origin,
+    pub message: String,
+}
+
+/// The TOML files to read: the main file, then `conf.d/*.toml` beside it in lexical order.
+pub fn config_files(main: &Path) -> Result<Vec<PathBuf>, LayerError> {
+    let mut files = vec![main.to_path_buf()];
+    let dir = main.parent().unwrap_or(Path::new(".")).join("conf.d");
+    match std::fs::read_dir(&dir) {
+        Ok(entries) => {
+            let mut extra: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+                .collect();
+            extra.sort();
+            files.extend(extra);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(LayerError {
+                origin: Origin::File {
+                    path: dir,
+                    line: 0,
+                    col: 0,
+                },
+                message: format!("cannot read directory: {e}"),
+            });
+        }
+    }
+    Ok(files)
+}
+
+/// A parsed TOML file: its text for figment, and the position of every key.
+pub struct FileLayer {
+    path: PathBuf,
+    text: String,
+    positions: BTreeMap<KeyPath, (usize, usize)>,
+}
+
+impl FileLayer {
+    pub fn read(path: &Path) -> Result<FileLayer, LayerError> {
+        let text = std::fs::read_to_string(path).map_err(|e| LayerError {
+            origin: Origin::File {
+                path: path.to_path_buf(),
+                line: 0,
+                col: 0,
+            },
+            message: format!("cannot read configuration file: {e}"),
+        })?;
+        Self::parse(path, text)
+    }
+
+    pub fn parse(path: &Path, text: String) -> Result<FileLayer, LayerError> {
+        let doc = toml_edit::Document::parse(text.as_str()).map_err(|e| {
+            let (line, col) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((0, 0));
+            LayerError {
+                origin: Origin::File {
+                    path: path.to_path_buf(),
+                    line,
+                    col,
+                },
+                message: format!("TOML syntax error: {}", e.message()),
+            }
+        })?;
+        let mut positions = BTreeMap::new();
+        collect_table(doc.as_table(), &text, &mut Vec::new(), &mut positions);
+        Ok(FileLayer {
+            path: path.to_path_buf(),
+            text: text.clone(),
+            positions,
+        })
+    }
+}
+
+impl Provider for FileLayer {
+    fn metadata(&self) -> Metadata {
+        Metadata::from(
+            self.path.display().to_string(),
+            Source::File(self.path.clone()),
+        )
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        use figment::providers::{Format, Toml};
+        Toml::string(&self.text).data()
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+fn collect_table(
+    table: &toml_edit::Table,
+    text: &str,
+    path: &mut KeyPath,
+    out: &mut BTreeMap<KeyPath, (usize, usize)>,
+) {
+    for (key, item) in table.iter() {
+        path.push(key.to_string());
+        let span = table
+            .key(key)
+            .and_then(|k| k.span())
+            .or_else(|| item.span());
+        if let Some(span) = span {
+            out.entry(path.clone())
+                .or_insert_with(|| line_col(text, span.start));
+        }
+        collect_item(item, text, path, out);
+        path.pop();
+    }
+}
+
+fn collect_item(
+    item: &toml_edit::Item,
+    text: &str,
+    path: &mut KeyPath,
+    out: &mut BTreeMap<KeyPath, (usize, usize)>,
+) {
+    match item {
+        toml_edit::Item::Table(t) => collect_table(t, text, path, out),
+        toml_edit::Item::Value(v) => collect_value(v, text, path, out),
+        toml_edit::Item::ArrayOfTables(a) => {
+            for (i, t) in a.iter().enumerate() {
+                path.push(i.to_string());
+                if let Some(span) = t.span() {
+                    out.entry(path.clone())
+                        .or_insert_with(|| line_col(text, span.start));
+                }
+                collect_table(t, text, path, out);
+                path.pop();
+            }
+        }
+        toml_edit::Item::None => {}
+    }
+}
+
+fn collect_value(
+    value: &toml_edit::Value,
+    text: &str,
+    path: &mut KeyPath,
+    out: &mut BTreeMap<KeyPath, (usize, usize)>,
+) {
+    match value {
+        toml_edit::Value::InlineTable(t) => {
+            for (key, v) in t.iter() {
+                path.push(key.to_string());
+                let span = t.key(key).and_then(|k| k.span()).or_else(|| v.span());
+                if let Some(span) = span {
+                    out.entry(path.clone())
+                        .or_insert_with(|| line_col(text, span.start));
+                }
+                collect_value(v, text, path, out);
+                path.pop();
+            }
+        }
+        toml_edit::Value::Array(a) => {
+            for (i, v) in a.iter().enumerate() {
+                path.push(i.to_string());
+                if let Some(span) = v.span() {
+                    out.entry(path.clone())
+                        .or_insert_with(|| line_col(text, span.start));
+                }
+                collect_value(v, text, path, out);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The `KEEPER_…` variables as a figment layer. Values stay strings (the schema reads them
+/// leniently), and each key segment takes the spelling of the key already written in the files
+/// at that place, compared without case; a segment that matches nothing is lowercased.
+pub struct EnvLayer {
+    entries: Vec<(String, KeyPath, String)>,
+}
+
+impl EnvLayer {
+    pub fn new(vars: impl IntoIterator<Item = (String, String)>, files: &Dict) -> Self {
+        let mut entries = Vec::new();
+        for (var, value) in vars {
+            let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            if rest.is_empty() {
+                continue;
+            }
+            let mut path = Vec::new();
+            let mut level: Option<&Dict> = Some(files);
+            for raw in rest.split("__") {
+                let found = level.and_then(|d| d.keys().find(|k| k.eq_ignore_ascii_case(raw)));
+                let seg = found.cloned().unwrap_or_else(|| raw.to_ascii_lowercase());
+                level = level.and_then(|d| d.get(&seg)).and_then(|v| v.as_dict());
+                path.push(seg);
+            }
+            entries.push((var, path, value));
+        }
+        entries.sort();
+        EnvLayer { entries }
+    }
+
+    /// The variable that set `path`, if any.
+    pub fn var_for(&self, path: &[String]) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|(_, p, _)| p == path)
+            .map(|(v, _, _)| v.as_str())
+    }
+}
+
+const ENV_SOURCE: &str = "keeper-environment";
+
+impl Provider for EnvLayer {
+    fn metadata(&self) -> Metadata {
+        Metadata::from("environment", Source::Custom(ENV_SOURCE.to_string()))
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut root = Dict::new();
+        for (var, path, value) in &self.entries {
+            let mut dict = &mut root;
+            let (last, parents) = path
+                .split_last()
+                .ok_or_else(|| figment::Error::from(format!("{var}: empty key")))?;
+            for seg in parents {
+                let entry = dict
+                    .entry(seg.clone())
+                    .or_insert_with(|| Value::from(Dict::new()));
+                if entry.as_dict().is_none() {
+                    // `KEEPER_A=1` and `KEEPER_A__B=2` together: the table wins.
+                    *entry = Value::from(Dict::new());
+                }
+                dict = match entry {
+                    Value::Dict(_, d) => d,
+                    _ => return Err(format!("{var}: cannot nest under a value").into()),
+                };
+            }
+            dict.insert(last.clone(), Value::from(value.clone()));
+        }
+        Ok(Profile::Default.collect(root))
+    }
+}
+
+/// All layers merged, as a [`Node`] tree whose every value knows its origin.
+pub struct Merged {
+    pub root: Node,
+    pub files: Vec<PathBuf>,
+}
+
+/// Reads and merges every layer. `env` is the process environment (passed in for tests).
+pub fn merge(
+    main: &Path,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Merged, Vec<LayerError>> {
+    let paths = config_files(main).map_err(|e| vec![e])?;
+    let mut layers = Vec::new();
+    let mut errors = Vec::new();
+    for p in &paths {
+        match FileLayer::read(p) {
+            Ok(l) => layers.push(l),
+            Err(e) => errors.push(e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let mut figment = Figment::new();
+    for l in &layers {
+        figment = figment.merge(l);
+    }
+    let file_data = figment_dict(&figment)?;
+    let env = EnvLayer::new(env, &file_data);
+    let figment = figment.merge(&env);
+    let data = figment_dict(&figment)?;
+
+    let positions: BTreeMap<&Path, &BTreeMap<KeyPath, (usize, usize)>> = layers
+        .iter()
+        .map(|l| (l.path.as_path(), &l.positions))
+        .collect();
+    let origin_of = |value: &Value, path: &KeyPath| -> Origin {
+        match figment
+            .get_metadata(value.tag())
+            .and_then(|m| m.source.as_ref())
+        {
+            Some(Source::File(file)) => {
+                let (line, col) = positions
+                    .get(file.as_path())
+                    .and_then(|p| p.get(path))
+                    .copied()
+                    .unwrap_or((0, 0));
+                Origin::File {
+                    path: file.clone(),
+                    line,
+                    col,
+                }
+            }
+            Some(Source::Custom(s)) if s == ENV_SOURCE => {
+                // An array element from the environment belongs to the variable of its array.
+                let var = (0..=path.len())
+                    .rev()
+                    .find_map(|n| env.var_for(&path[..n]))
+                    .unwrap_or("KEEPER_?");
+                Origin::Env {
+                    var: var.to_string(),
+                }
+            }
+            _ => Origin::Default,
+        }
+    };
+    let root = to_node(&Value::from(data), &mut Vec::new(), &origin_of, true);
+    Ok(Merged { root, files: paths })
+}
+
+fn figment_dict(figment: &Figment) -> Result<Dict, Vec<LayerError>> {
+    let mut data = figment.data().map_err(|e| {
+        vec![LayerError {
+            origin: Origin::Default,
+            message: format!("merging configuration layers: {e}"),
+        }]
+    })?;
+    Ok(data.remove(&Profile::Default).unwrap_or_default())
+}
+
+fn to_node(
+    value: &Value,
+    path: &mut KeyPath,
+    origin_of: &dyn Fn(&Value, &KeyPath) -> Origin,
+    root: bool,
+) -> Node {
+    let origin = if root {
+        Origin::Default
+    } else {
+        origin_of(value, path)
+    };
+    let kind = match value {
+        Value::Dict(_, d) => NodeKind::Table(
+            d.iter()
+                .map(|(k, v)| {
+                    path.push(k.clone());
+                    let n = to_node(v, path, origin_of, false);
+                    path.pop();
+                    (k.clone(), n)
+                })
+                .collect(),
+        ),
+        Value::Array(_, a) => NodeKind::Array(
+            a.iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    path.push(i.to_string());
+                    let n = to_node(v, path, origin_of, false);
+                    path.pop();
+                    n
+                })
+                .collect(),
+        ),
+        Value::String(_, s) => NodeKind::Str(s.clone()),
+        Value::Char(_, c) => NodeKind::Str(c.to_string()),
+        Value::Bool(_, b) => NodeKind::Bool(*b),
+        Value::Num(_, n) => match (n.to_i128(), n.to_f64()) {
+            (Some(i), _) if i64::try_from(i).is_ok() => NodeKind::Int(i as i64),
+            (_, Some(f)) => NodeKind::Float(f),
+            _ => NodeKind::Str(format!("{n:?}")),
+        },
+        Value::Empty(_, _) => NodeKind::Str(String::new()),
+    };
+    // A table's own origin is its header (or first key), which the positions map has as well.
+    Node { kind, origin }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_of_keys_headers_and_array_items() {
+        let text = "[global]\nrouter_id = \"a\"\n\n[vrrp_instance.VI_1]\n  priority = 100\n  virtual_ipaddress = [\n    \"10.0.0.1\",\n    \"10.0.0.2\",\n  ]\n".to_string();
+        let l = FileLayer::parse(Path::new("k.toml"), text).expect("parses");
+        let p = |s: &str| -> KeyPath { s.split('.').map(String::from).collect() };
+        assert_eq!(l.positions.get(&p("global.router_id")), Some(&(2, 1)));
+        assert_eq!(
+            l.positions.get(&p("vrrp_instance.VI_1.priority")),
+            Some(&(5, 3))
+        );
+        assert_eq!(
+            l.positions
+                .get(&p("vrrp_instance.VI_1.virtual_ipaddress.1")),
+            Some(&(8, 5))
+        );
+    }
+
+    #[test]
+    fn syntax_error_has_position() {
+        let e = FileLayer::parse(Path::new("k.toml"), "[global]\nrouter_id = \n".to_string())
+            .err()
+            .expect("fails");
+        assert!(matches!(e.origin, Origin::File { line: 2, .. }), "{e:?}");
+    }
+
+    #[test]
+    fn env_keys_follow_file_spelling() {
+        let files: Dict = serde_json_like();
+        let env = EnvLayer::new(
+            [
+                (
+                    "KEEPER_VRRP_INSTANCE__VI_1__PRIORITY".to_string(),
+                    "50".to_string(),
+                ),
+                (
+                    "KEEPER_VRRP_INSTANCE__NEW__PRIORITY".to_string(),
+                    "1".to_string(),
+                ),
+                ("OTHER".to_string(), "x".to_string()),
+            ],
+            &files,
+        );
+        let paths: Vec<&KeyPath> = env.entries.iter().map(|(_, p, _)| p).collect();
+        assert_eq!(
+            paths,
+            [
+                &vec!["vrrp_instance".to_string(), "new".into(), "priority".into()],
+                &vec![
+                    "vrrp_instance".to_string(),
+                    "VI_1".into(),
+                    "priority".into()
+                ],
+            ]
+        );
+    }
+
+    fn serde_json_like() -> Dict {
+        let mut inst = Dict::new();
+        inst.insert("priority".into(), Value::from(100));
+        let mut vi = Dict::new();
+        vi.insert("VI_1".into(), Value::from(inst));
+        let mut root = Dict::new();
+        root.insert("vrrp_instance".into(), Value::from(vi));
+        root
+    }
+}

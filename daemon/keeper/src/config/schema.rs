@@ -1,0 +1,655 @@
+//! The configuration schema. Key names are keepalived's keywords in lower case, so a keepalived
+//! operator reads a keeper file at sight; named things are tables keyed by name so that one field
+//! can be overridden from the environment (`KEEPER_VRRP_INSTANCE__VI_1__PRIORITY=50`).
+//!
+//! Numbers that have a valid range are read as `i64` and checked in `validate`, so that
+//! `virtual_router_id = 0` says "must be 1-255" rather than a type error. Required keys are
+//! `Option` for the same reason: `validate` names what is missing, with the place.
+//! Defaults are keepalived's unless a comment says why not; `docs/configuration.md` lists them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::duration::Secs;
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct Config {
+    #[serde(default)]
+    pub global: Global,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vrrp_instance: BTreeMap<String, VrrpInstance>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vrrp_sync_group: BTreeMap<String, SyncGroup>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vrrp_script: BTreeMap<String, VrrpScript>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub virtual_server: BTreeMap<String, VirtualServer>,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_smtp_timeout() -> Secs {
+    Secs::from_secs(30)
+}
+fn default_garp_delay() -> Secs {
+    Secs::from_secs(5)
+}
+fn default_garp_repeat() -> i64 {
+    5
+}
+fn default_one() -> i64 {
+    1
+}
+fn default_vrrp_version() -> i64 {
+    2
+}
+fn default_control_socket() -> PathBuf {
+    PathBuf::from("/run/keeper/keeper.sock")
+}
+
+/// `global_defs` in keepalived.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct Global {
+    /// Identifies this node in notifications (keepalived: the host name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notification_email: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification_email_from: Option<String>,
+    /// `host` or `host:port` (port 25 by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_server: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_helo_name: Option<String>,
+    #[serde(default = "default_smtp_timeout")]
+    pub smtp_connect_timeout: Secs,
+    /// VRRP version for instances that do not set `version`: 2 or 3.
+    #[serde(default = "default_vrrp_version")]
+    pub vrrp_version: i64,
+    #[serde(default)]
+    pub vrrp_skip_check_adv_addr: bool,
+    /// The RFC's strict checks only; keeper never writes firewall rules.
+    #[serde(default)]
+    pub vrrp_strict: bool,
+    /// Delay between gratuitous ARPs of one burst.
+    #[serde(default)]
+    pub vrrp_garp_interval: Secs,
+    /// Delay between unsolicited neighbour advertisements of one burst.
+    #[serde(default)]
+    pub vrrp_gna_interval: Secs,
+    #[serde(default = "default_garp_delay")]
+    pub vrrp_garp_master_delay: Secs,
+    #[serde(default = "default_garp_repeat")]
+    pub vrrp_garp_master_repeat: i64,
+    /// Periodic GARP refresh while MASTER; 0 is off.
+    #[serde(default)]
+    pub vrrp_garp_master_refresh: Secs,
+    #[serde(default = "default_one")]
+    pub vrrp_garp_master_refresh_repeat: i64,
+    /// On by default here (off in keepalived): it heals split brain in one advert interval.
+    #[serde(default = "default_true")]
+    pub vrrp_higher_prio_send_advert: bool,
+    #[serde(default)]
+    pub vrrp_startup_delay: Secs,
+    /// Real-time (SCHED_RR) priority for the daemon, 1-99.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp_rt_priority: Option<i64>,
+    /// Lock the daemon's memory (mlockall).
+    #[serde(default)]
+    pub vrrp_no_swap: bool,
+    /// Wait for interfaces that do not exist yet instead of failing.
+    #[serde(default)]
+    pub dynamic_interfaces: bool,
+    #[serde(default)]
+    pub lvs_flush: bool,
+    #[serde(default)]
+    pub lvs_flush_on_stop: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lvs_timeouts: Option<LvsTimeouts>,
+    /// User (and optionally `user:group`) that runs notify, track and check scripts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script_user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_fifo: Option<PathBuf>,
+    // --- keeper's own keys -------------------------------------------------------------------
+    /// Unprivileged user the daemon switches to when started as root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default = "default_control_socket")]
+    pub control_socket: PathBuf,
+    /// Group allowed to use the control socket (mode 0660).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_socket_group: Option<String>,
+    /// Prometheus metrics listen address, e.g. `127.0.0.1:9650`; off when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<String>,
+    /// `error`, `warn`, `info`, `debug`, `trace`, or a tracing filter; `RUST_LOG` wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<String>,
+}
+
+impl Default for Global {
+    fn default() -> Self {
+        Global {
+            router_id: None,
+            notification_email: Vec::new(),
+            notification_email_from: None,
+            smtp_server: None,
+            smtp_helo_name: None,
+            smtp_connect_timeout: default_smtp_timeout(),
+            vrrp_version: default_vrrp_version(),
+            vrrp_skip_check_adv_addr: false,
+            vrrp_strict: false,
+            vrrp_garp_interval: Secs::default(),
+            vrrp_gna_interval: Secs::default(),
+            vrrp_garp_master_delay: default_garp_delay(),
+            vrrp_garp_master_repeat: default_garp_repeat(),
+            vrrp_garp_master_refresh: Secs::default(),
+            vrrp_garp_master_refresh_repeat: default_one(),
+            vrrp_higher_prio_send_advert: true,
+            vrrp_startup_delay: Secs::default(),
+            vrrp_rt_priority: None,
+            vrrp_no_swap: false,
+            dynamic_interfaces: false,
+            lvs_flush: false,
+            lvs_flush_on_stop: false,
+            lvs_timeouts: None,
+            script_user: None,
+            notify_fifo: None,
+            user: None,
+            control_socket: default_control_socket(),
+            control_socket_group: None,
+            metrics_listen: None,
+            log_level: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct LvsTimeouts {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcpfin: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp: Option<Secs>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum InitialState {
+    Master,
+    Backup,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum AuthType {
+    /// Simple text password (VRRPv2 only).
+    Pass,
+    /// IPsec AH: accepted by keepalived, deprecated by RFC 3768; not supported here.
+    Ah,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct Authentication {
+    pub auth_type: AuthType,
+    /// Up to 8 characters; longer is an error (keepalived truncates silently).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_pass: Option<String>,
+}
+
+/// `vrrp_instance NAME { … }`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct VrrpInstance {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<InitialState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// 2 or 3; `global.vrrp_version` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtual_router_id: Option<i64>,
+    /// 1-255, default 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i64>,
+    /// Default 1 s. v2: whole seconds 1-255; v3: 10 ms steps up to 40.95 s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advert_int: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<Authentication>,
+    /// keepalived syntax: `"192.168.235.100/24 dev ens33 label ens33:2"`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub virtual_ipaddress: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub virtual_ipaddress_excluded: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub virtual_routes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub virtual_rules: Vec<String>,
+    #[serde(default)]
+    pub nopreempt: bool,
+    #[serde(default)]
+    pub preempt_delay: Secs,
+    /// Accept packets to the VIPs when MASTER and not the address owner (v3 accept mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accept: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcast_src_ip: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unicast_src_ip: Option<IpAddr>,
+    /// keepalived syntax per peer: `"10.0.0.2"` or `"10.0.0.2 min_ttl 254 max_ttl 255"`.
+    /// Present but empty is an error: never a silent fallback to multicast.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unicast_peer: Option<Vec<String>>,
+    /// `"eth1"` or `"eth1 weight -20"`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub track_interface: Vec<String>,
+    /// `"chk_haproxy"` or `"chk_haproxy weight -20"`; names a `vrrp_script`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub track_script: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub track_file: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub track_process: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_master: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_backup: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_fault: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_stop: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<String>,
+    #[serde(default)]
+    pub smtp_alert: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lvs_sync_daemon_interface: Option<String>,
+    #[serde(default)]
+    pub use_vmac: bool,
+    #[serde(default)]
+    pub vmac_xmit_base: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub garp_master_delay: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub garp_master_repeat: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub garp_master_refresh: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub garp_master_refresh_repeat: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub higher_prio_send_advert: Option<bool>,
+    #[serde(default)]
+    pub dont_track_primary: bool,
+}
+
+/// `vrrp_sync_group NAME { group { … } }`: members move between states together.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct SyncGroup {
+    #[serde(default)]
+    pub group: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_master: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_backup: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_fault: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_stop: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<String>,
+    #[serde(default)]
+    pub smtp_alert: bool,
+}
+
+fn default_script_interval() -> Secs {
+    Secs::from_secs(1)
+}
+
+/// `vrrp_script NAME { … }`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct VrrpScript {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
+    #[serde(default = "default_script_interval")]
+    pub interval: Secs,
+    /// Default: the interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Secs>,
+    /// -253..253; 0 means a failing script puts the instance in FAULT.
+    #[serde(default)]
+    pub weight: i64,
+    #[serde(default = "default_one")]
+    pub rise: i64,
+    #[serde(default = "default_one")]
+    pub fall: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub init_fail: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Protocol {
+    #[default]
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum LbKind {
+    #[default]
+    Nat,
+    Dr,
+    Tun,
+}
+
+/// IPVS schedulers (`lb_algo`).
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LbAlgo {
+    Rr,
+    Wrr,
+    Lc,
+    #[default]
+    Wlc,
+    Lblc,
+    Lblcr,
+    Dh,
+    Sh,
+    Sed,
+    Nq,
+    Mh,
+    Fo,
+    Ovf,
+}
+
+fn default_delay_loop() -> Secs {
+    Secs::from_secs(60)
+}
+
+/// `virtual_server IP PORT { … }`; the address is in fields: `ip` + `port`, `fwmark`, or `group`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct VirtualServer {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fwmark: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// Interval between health checks of each real server.
+    #[serde(default = "default_delay_loop")]
+    pub delay_loop: Secs,
+    #[serde(default)]
+    pub lb_algo: LbAlgo,
+    #[serde(default)]
+    pub lb_kind: LbKind,
+    /// Persistence in seconds; 0 or unset is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence_timeout: Option<Secs>,
+    /// Netmask for persistence, e.g. `"255.255.255.0"` or a prefix length for IPv6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence_granularity: Option<String>,
+    /// `"IP PORT"`: used when no real server is healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sorry_server: Option<String>,
+    #[serde(default)]
+    pub sorry_server_inhibit: bool,
+    /// Default for the real servers: weight 0 instead of removal on failure.
+    #[serde(default)]
+    pub inhibit_on_failure: bool,
+    /// Real servers start DOWN until their first successful check.
+    #[serde(default)]
+    pub alpha: bool,
+    /// Run `notify_down` and quorum-down actions at shutdown.
+    #[serde(default)]
+    pub omega: bool,
+    #[serde(default = "default_one")]
+    pub quorum: i64,
+    #[serde(default)]
+    pub hysteresis: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum_up: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum_down: Option<String>,
+    /// Default `Host:` for the HTTP checks of this virtual server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtualhost: Option<String>,
+    #[serde(default)]
+    pub ha_suspend: bool,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub real_server: BTreeMap<String, RealServer>,
+}
+
+/// `real_server IP PORT { … }`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct RealServer {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<IpAddr>,
+    /// Default: the virtual server's port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i64>,
+    #[serde(default = "default_one")]
+    pub weight: i64,
+    /// Default: the virtual server's `lb_kind`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lb_kind: Option<LbKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inhibit_on_failure: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uthreshold: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lthreshold: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_up: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_down: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_check: Option<TcpCheck>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_get: Option<HttpCheck>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_get: Option<HttpCheck>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub misc_check: Option<MiscCheck>,
+}
+
+/// `TCP_CHECK { … }`: a connect.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct TcpCheck {
+    /// Default 5 s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<Secs>,
+    /// Consecutive failed attempts before the server is DOWN (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<i64>,
+    /// Old name of `retry`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nb_get_retry: Option<i64>,
+    /// Default 1 s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_before_retry: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_ip: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_port: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bindto: Option<IpAddr>,
+}
+
+/// `HTTP_GET` / `SSL_GET { url { … } … }`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct HttpCheck {
+    /// Named sub-tables, one per `url { … }` block; all must pass.
+    #[serde(default)]
+    pub url: BTreeMap<String, HttpUrl>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nb_get_retry: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_before_retry: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_ip: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_port: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bindto: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtualhost: Option<String>,
+    /// TLS only: server name sent in SNI (default: `virtualhost`, else none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    /// TLS only: verify the server certificate (default false, as keepalived).
+    #[serde(default)]
+    pub verify_cert: bool,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct HttpUrl {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// `200`, `"200-299 401"`, or an array of those; default 200-299.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<StatusCodes>,
+    /// MD5 of the body, hex, as keepalived's genhash prints it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtualhost: Option<String>,
+}
+
+/// `MISC_CHECK { misc_path …; misc_timeout …; misc_dynamic }`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct MiscCheck {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub misc_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub misc_timeout: Option<Secs>,
+    /// Exit code 0 = up at configured weight, 1 = down, 2-255 = up with weight (code - 2).
+    #[serde(default)]
+    pub misc_dynamic: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_before_retry: Option<Secs>,
+}
+
+/// HTTP status codes accepted by a check: inclusive ranges.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusCodes(pub Vec<(u16, u16)>);
+
+impl StatusCodes {
+    pub fn contains(&self, code: u16) -> bool {
+        self.0.iter().any(|&(lo, hi)| (lo..=hi).contains(&code))
+    }
+
+    fn parse_word(word: &str) -> Result<(u16, u16), String> {
+        let code = |s: &str| -> Result<u16, String> {
+            s.trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|c| (100..=599).contains(c))
+                .ok_or_else(|| format!("invalid HTTP status code {s:?} (100-599)"))
+        };
+        match word.split_once('-') {
+            Some((lo, hi)) => {
+                let (lo, hi) = (code(lo)?, code(hi)?);
+                if lo > hi {
+                    return Err(format!("invalid status code range {word:?}"));
+                }
+                Ok((lo, hi))
+            }
+            None => code(word).map(|c| (c, c)),
+        }
+    }
+}
+
+impl fmt::Display for StatusCodes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let words: Vec<String> = self
+            .0
+            .iter()
+            .map(|&(lo, hi)| {
+                if lo == hi {
+                    lo.to_string()
+                } else {
+                    format!("{lo}-{hi}")
+                }
+            })
+            .collect();
+        f.write_str(&words.join(" "))
+    }
+}
+
+impl<'de> Deserialize<'de> for StatusCodes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, SeqAccess, Visitor};
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StatusCodes;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a status code, a string such as \"200-299 401\", or an array of those")
+            }
+            fn visit_i64<E: Error>(self, v: i64) -> Result<StatusCodes, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_u64<E: Error>(self, v: u64) -> Result<StatusCodes, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_str<E: Error>(self, v: &str) -> Result<StatusCodes, E> {
+                let ranges = v
+                    .split([' ', ','])
+                    .filter(|w| !w.is_empty())
+                    .map(StatusCodes::parse_word)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(E::custom)?;
+                if ranges.is_empty() {
+                    return Err(E::custom("empty status_code"));
+                }
+                Ok(StatusCodes(ranges))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StatusCodes, A::Error> {
+                let mut all = Vec::new();
+                while let Some(item) = seq.next_element::<StatusCodes>()? {
+                    all.extend(item.0);
+                }
+                Ok(StatusCodes(all))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Serialize for StatusCodes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}

@@ -1,0 +1,7 @@
+//! Thin I/O drivers for the kernel: addresses (rtnetlink), gratuitous ARP / unsolicited NA
+//! (packet sockets), and VRRP's raw IP sockets.
+
+pub mod announce;
+pub mod timer;
+pub mod vips;
+pub mod vrrp_socket;
