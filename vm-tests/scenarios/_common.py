@@ -124,7 +124,7 @@ def arping_macs(count=3):
 # its resolution is about one period plus one request; requests that hang in a retransmission do not hide it.
 
 PROBE_SCRIPT = HTTP_GET_FN + r"""
-url=$1 log=$2 period=$3 max=$4
+kind=$1 url=$2 log=$3 period=$4 max=$5
 : >"$log"
 rm -f "$log.stop" "$log.done"
 read -r t0 _ </proc/uptime
@@ -132,7 +132,11 @@ end=$(( ${t0%.*} + max ))
 while [ ! -e "$log.stop" ]; do
 	(
 		read -r s _ </proc/uptime
-		body=$(kvl_get "$url" 2 2>/dev/null) && rc=0 || rc=$?
+		if [ "$kind" = icmp ]; then
+			ping -c 1 -W 1 "$url" >/dev/null 2>&1 && rc=0 body=pong || rc=$?
+		else
+			body=$(kvl_get "$url" 2 2>/dev/null) && rc=0 || rc=$?
+		fi
 		read -r e _ </proc/uptime
 		echo "$s $e $rc ${body:--}" >>"$log"
 	) &
@@ -149,19 +153,26 @@ def _probe_log(name):
     return f"/tmp/kvl-probe-{name}.log"
 
 
-def start_probe(name, period=0.1, max_seconds=240):
+def start_probe(name, period=0.1, max_seconds=240, kind="http"):
+    """Start probing the VIP from the client: kind "http" (GET /, through IPVS to a real server) or "icmp"
+    (ping, answered by whichever director holds the VIP)."""
     client.succeed(f"cat >/tmp/kvl-probe.sh <<'EOF'\n{PROBE_SCRIPT}\nEOF")
     log = _probe_log(name)
+    target = VIP if kind == "icmp" else f"http://{VIP}/"
     client.succeed(
-        f"setsid bash /tmp/kvl-probe.sh http://{VIP}/ {log} {period} {max_seconds} >/dev/null 2>&1 </dev/null &"
+        f"setsid bash /tmp/kvl-probe.sh {kind} {target} {log} {period} {max_seconds} >/dev/null 2>&1 </dev/null &"
     )
     # The baseline: the VIP answers before anything happens.
     client.wait_until_succeeds(f"test $(grep -c '^[0-9.]* [0-9.]* 0 ' {log}) -ge 5", timeout=30 * SLOW)
 
 
-def mark(name, label):
-    """Note an event on the client's clock (taken just before the event is triggered)."""
-    out = client.succeed(f"read -r t _ </proc/uptime; echo \"$t $t MARK {label}\" >>{_probe_log(name)}; echo $t")
+def mark(*names_and_label):
+    """mark(probe..., label): note an event on the client's clock, taken just before the event is triggered."""
+    *names, label = names_and_label
+    logs = " ".join(_probe_log(n) for n in names)
+    out = client.succeed(
+        f"read -r t _ </proc/uptime; for f in {logs}; do echo \"$t $t MARK {label}\" >>$f; done; echo $t"
+    )
     return float(out.strip())
 
 

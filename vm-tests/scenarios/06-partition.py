@@ -1,0 +1,51 @@
+# Partition and heal: the director is cut off (both directors then hold the VIP), then reconnected. After the
+# heal exactly one node holds the VIP and the client reaches it within one advert interval.
+#
+# "Reaches it" is measured with ping to the VIP, which the VIP holder answers itself: that is the VRRP/ARP
+# part. HTTP through IPVS is measured too and only reported: the isolated director's checkers lost both real
+# servers during the partition, so its pool is empty until they pass again (keepalived then resets clients).
+boot_lab()
+dmac = mac_of(director)
+# One advert interval, plus the probe's resolution (one period and one ping); a client left on the loser's MAC
+# would wait 5-25 s.
+heal_limit = ADVERT + 0.5
+chk = lab["checker"]
+
+with subtest("partition: the director is cut off, the backup serves the client"):
+    start_probe("part-icmp", kind="icmp")
+    start_probe("part-http")
+    t_block = mark("part-icmp", "part-http", "block")
+    director.block()
+    wait_vip(backup, 15)
+    wait_probe_ok_after("part-http", t_block, count=10)
+    assert sorted(vip_holders()) == ["backup", "director"], vip_holders()
+    # Let the split brain last a few adverts (both masters keep advertising into their own halves).
+    client.succeed(f"sleep {3 * ADVERT}")
+    print("director's pool before the heal:", pool(director))
+
+with subtest("heal: one VIP holder, the client follows within one advert interval"):
+    t_heal = mark("part-icmp", "part-http", "heal")
+    t_host = time.monotonic()
+    director.unblock()
+    wait_no_vip(backup, 3 * ADVERT + 2)
+    timing("heal to VIP released by the backup (host polling)", time.monotonic() - t_host)
+    wait_probe_ok_after("part-icmp", t_heal + 2 * ADVERT, count=10)
+    wait_probe_ok_after("part-http", t_heal + 2 * ADVERT, count=10, timeout=30 + 2 * chk["delay_loop"])
+    icmp, _ = stop_probe("part-icmp")
+    http, _ = stop_probe("part-http")
+    gap_block, _, _ = outage_after([r for r in http if r[1] <= t_heal], t_block)
+    timing("partition: HTTP outage until the backup took over", gap_block)
+    gap_heal, _, _ = outage_after(icmp, t_heal)
+    timing("heal: client cannot reach the VIP (ping; largest gap between answers)", gap_heal)
+    gap_http, _, answered = outage_after(http, t_heal)
+    timing("heal: HTTP outage (largest gap between answers; includes the checkers' recovery)", gap_http)
+    print(f"{failed_requests_after(http, t_heal)} HTTP requests failed after the heal; answered by {answered}")
+    assert gap_heal <= heal_limit, f"after the heal the VIP was unreachable {gap_heal:.2f} s (limit {heal_limit:.2f} s)"
+    assert gap_http <= 3 * chk["delay_loop"] + ADVERT + 2, f"HTTP did not recover: {gap_http:.2f} s"
+
+with subtest("exactly one node holds the VIP, and the client sends to it"):
+    for _ in range(3):
+        assert vip_holders() == ["director"], vip_holders()
+        client.succeed(f"sleep {ADVERT}")
+    assert arping_macs(3) == [dmac]
+    assert neigh_mac(VIP) == dmac
