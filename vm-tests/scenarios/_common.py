@@ -213,7 +213,7 @@ class Outage:
         self.gap, self.first_ok, self.answered, self.resolution = gap, first_ok, answered, resolution
 
 
-def outage_after(reqs, t):
+def outage_after(reqs, t, quiet=False):
     """The Outage over the successes after client time t (the last success before t starts the first gap)."""
     oks = sorted((e, body) for s, e, rc, body in reqs if rc == 0)
     before = [e for e, _ in oks if e <= t]
@@ -228,7 +228,7 @@ def outage_after(reqs, t):
     starts = sorted(s for s, _, _, _ in reqs if gap_end - gap - 0.3 <= s <= gap_end + 0.3)
     resolution = max([b - a for a, b in zip(starts, starts[1:])] + [PROBE_PERIOD])
     # The requests around the largest gap, for the log: what the client saw while it waited.
-    for s, e, rc, body in sorted(reqs):
+    for s, e, rc, body in [] if quiet else sorted(reqs):
         if gap_end - gap - 0.3 <= e <= gap_end + 0.3 or gap_end - gap - 0.3 <= s <= gap_end:
             print(f"  probe: start {s:.2f} end {e:.2f} ({e - s:.2f} s) status {rc} {body}")
     return Outage(gap, after[0][0], sorted({body for _, body in after}), resolution)

@@ -405,11 +405,19 @@ def rootfs_initramfs(cache: Path, root: Path):
 
 
 def keeperd_initramfs(path: Path, keeperd):
-    """A cpio segment with keeperd at /keeper-image/keeperd, appended to the rootfs initramfs."""
+    """A cpio segment with keeperd at /keeper-image/keeperd, appended to the rootfs initramfs.
+
+    The binary is stripped of debug info first when `strip` is there: a debug build is ~90 MB, and all of it
+    would sit in the VM's RAM."""
+    binary = Path(keeperd)
+    stripped = path.with_name("keeperd.stripped")
+    if shutil.which("strip") and run(["strip", "--strip-debug", "-o", str(stripped), str(binary)],
+                                     check=False, capture=True).returncode == 0:
+        binary = stripped
     with open(path, "wb") as fh:
         c = Cpio(fh)
         c.add_dir("keeper-image")
-        with open(keeperd, "rb") as f:
-            c.add_file("keeper-image/keeperd", f.read())
+        c.add_file("keeper-image/keeperd", binary.read_bytes())
         c.finish()
+    stripped.unlink(missing_ok=True)
     return path

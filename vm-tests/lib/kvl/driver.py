@@ -156,7 +156,7 @@ class Lab:
 
     def collect_diagnostics(self):
         """On failure: what each running node knows, saved next to the console logs."""
-        cmd = ("echo '## units'; for u in $(cat /etc/kvl/enabled 2>/dev/null); do systemctl status $u; done; "
+        cmd = ("set +e; echo '## units'; for u in $(cat /etc/kvl/enabled 2>/dev/null); do systemctl status $u; done; "
                "echo '## addresses'; ip addr; echo '## neighbours'; ip neigh; "
                "echo '## ipvs'; ipvsadm -Ln --stats 2>&1; ipvsadm -Lnc 2>&1; "
                "echo '## logs'; for f in /var/log/*.log; do echo \"# $f\"; tail -n 200 $f; done; "

@@ -432,7 +432,8 @@ class QemuBackend:
             "-accel", "tcg,tb-size=32",
             "-cpu", "max",
             "-smp", "1",
-            "-m", f"{self.lab.mem_mb + 64}M",
+            # The initramfs is the root file system: room for its image and its unpacked copy, plus the node.
+            "-m", f"{self.lab.mem_mb + 2 * (self.initrd.stat().st_size >> 20)}M",
             "-display", "none",
             "-no-reboot",
             "-kernel", str(self.kernel.image),
