@@ -33,7 +33,7 @@ LAB_BINARIES = [
     ("bash", "usr/bin"),
 ]
 OPTIONAL_BINARIES = [("tcpdump", "usr/sbin")]
-BUSYBOX = "/bin/busybox"
+BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 
 # Modules the nodes load, per kernel flavour; their dependencies come from modules.dep.
 UML_MODULES = ["ipv6", "ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_wlc"]
@@ -287,6 +287,8 @@ def _populate_rootfs(root: Path, binaries, kernels, extra_libs):
     for lib in libs:
         _copy_file(lib, root / _in_usr(lib))
     _copy_file(BUSYBOX, root / "usr/bin/busybox")
+    for lib in _ldd_closure(BUSYBOX):  # none for busybox-static; Debian's plain busybox is dynamic
+        _copy_file(lib, root / _in_usr(lib))
     os.symlink("bash", root / "usr/bin/sh")
     os.symlink("/usr/share/kvl/systemctl", root / "usr/bin/systemctl")
     applets = run([BUSYBOX, "--list"], capture=True).stdout.split()
