@@ -36,6 +36,8 @@ def _raise_interrupted(signum, _frame):
 
 
 def install_signal_handlers():
+    # Ctrl-C must reach the clean-up even when the harness was started with SIGINT ignored (a background job).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_interrupted)
 

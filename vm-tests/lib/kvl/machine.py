@@ -7,6 +7,7 @@ response line, matched by id, each with a deadline on both sides. Every wait her
 
 import base64
 import contextlib
+import ctypes
 import os
 import queue
 import re
@@ -27,6 +28,15 @@ POLL_INTERVAL = 0.25
 
 class MachineDied(HarnessError):
     pass
+
+
+def _die_with_harness():
+    """preexec_fn for VM processes: SIGKILL when the harness dies, even by SIGKILL (no orphaned VMs)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 class Machine:
@@ -399,6 +409,7 @@ class UmlBackend:
             env=env,
             pass_fds=(vm_end.fileno(),),
             start_new_session=True,
+            preexec_fn=_die_with_harness,
             cwd=self.lab.run_dir,
         )
         console.close()
@@ -454,6 +465,7 @@ class QemuBackend:
             stdout=log_fh,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_harness,
             cwd=self.lab.run_dir,
         )
         log_fh.close()

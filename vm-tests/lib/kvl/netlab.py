@@ -6,6 +6,8 @@ has no route anywhere, and deleting the namespace at the end removes all of them
 
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from .util import log, run
@@ -14,15 +16,40 @@ PREFIX = "kvl-"
 BRIDGE = "br0"
 
 
+# Runs beside the harness in its own session and holds the read end of a pipe from it: when the harness goes
+# away in any way (even SIGKILL), the pipe reaches EOF and this removes whatever is left in the namespace: every
+# process in it (VMs and their helpers, all started by that harness) and the namespace with its bridge and taps.
+WATCHDOG = r"""
+import os, signal, subprocess, sys
+ns = sys.argv[1]
+sys.stdin.buffer.read()
+pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+for p in pids:
+    try:
+        os.kill(int(p), signal.SIGKILL)
+    except (OSError, ValueError):
+        pass
+subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+"""
+
+
 class LabNet:
     def __init__(self):
         self.ns = f"{PREFIX}{os.getpid()}"
         self.created = False
+        self.watchdog = None
 
     def create(self):
         reap_stale()
         run(["ip", "netns", "add", self.ns])
         self.created = True
+        self.watchdog = subprocess.Popen(
+            [sys.executable, "-c", WATCHDOG, self.ns],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self.ip("link", "set", "lo", "up")
         # No STP and no forwarding delay: a tap joins (and rejoins after unblock) the segment at once.
         self.ip("link", "add", BRIDGE, "type", "bridge", "stp_state", "0", "forward_delay", "0")
@@ -51,6 +78,13 @@ class LabNet:
         if self.created:
             run(["ip", "netns", "del", self.ns], check=False, capture=True)
             self.created = False
+        if self.watchdog is not None:
+            self.watchdog.stdin.close()
+            try:
+                self.watchdog.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.watchdog.kill()
+            self.watchdog = None
 
 
 def reap_stale():
