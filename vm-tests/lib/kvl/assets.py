@@ -48,25 +48,39 @@ HOST_PACKAGES = {
     "curl": "curl",
     "linux.uml": "user-mode-linux",
     "qemu-system-x86_64": "qemu-system-x86",
+    "cc": "gcc",
+    "strip": "binutils",
 }
 
 
 def ensure_host_packages(commands):
     """Install (apt-get, as root) the packages behind any missing command; fail if still missing."""
     missing = [c for c in commands if shutil.which(c) is None]
-    if missing and HOST_PACKAGES.get("busybox") and "busybox" in missing and Path(BUSYBOX).exists():
-        missing.remove("busybox")
     if not missing:
         return
     pkgs = sorted({HOST_PACKAGES[c] for c in missing})
     log(f"installing host packages for {', '.join(missing)}: {' '.join(pkgs)}")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    if run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *pkgs], env=env, check=False).returncode:
-        run(["apt-get", "update", "-q"], env=env, check=False)
-        run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *pkgs], env=env, check=False)
-    still = [c for c in commands if shutil.which(c) is None and not (c == "busybox" and Path(BUSYBOX).exists())]
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *pkgs]
+    if run(install, env=env, check=False, capture=True).returncode:
+        apt_update()
+        run(install, env=env, check=False, capture=True)
+    global BUSYBOX
+    BUSYBOX = shutil.which("busybox") or BUSYBOX
+    still = [c for c in commands if shutil.which(c) is None]
     if still:
-        raise HarnessError(f"missing commands after apt-get install: {', '.join(still)}")
+        raise HarnessError(f"missing commands after apt-get install {' '.join(pkgs)}: {', '.join(still)}")
+
+
+_apt_updated = False
+
+
+def apt_update():
+    global _apt_updated
+    if not _apt_updated:
+        log("apt-get update")
+        run(["apt-get", "update", "-q"], check=False, capture=True, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+        _apt_updated = True
 
 
 class Kernel:
@@ -129,7 +143,7 @@ def qemu_kernel(cache: Path):
             if res.returncode == 0:
                 break
             if attempt == 0:
-                run(["apt-get", "update", "-q"], check=False, capture=True)
+                apt_update()
                 pkg = _cloud_kernel_package()
         else:
             raise HarnessError(f"apt-get download {pkg} failed: {res.stderr.strip()}")
@@ -166,12 +180,15 @@ def _find_cloud_kernel(root: Path):
 
 def _cloud_kernel_package():
     """linux-image-cloud-amd64 is a metapackage; the image is in the versioned package it depends on."""
-    res = run(["apt-cache", "depends", "linux-image-cloud-amd64"], capture=True, check=False)
-    for line in res.stdout.splitlines():
-        m = re.match(r"\s*Depends:\s*(linux-image-[0-9][^\s]*-cloud-amd64)$", line)
-        if m:
-            return m.group(1)
-    raise HarnessError("apt-cache knows no linux-image-cloud-amd64 (run apt-get update?)")
+    for attempt in range(2):
+        res = run(["apt-cache", "depends", "linux-image-cloud-amd64"], capture=True, check=False)
+        for line in res.stdout.splitlines():
+            m = re.match(r"\s*Depends:\s*(linux-image-[0-9][^\s]*-cloud-amd64)$", line)
+            if m:
+                return m.group(1)
+        if attempt == 0:
+            apt_update()
+    raise HarnessError("apt-cache knows no linux-image-cloud-amd64 (is this Debian with main enabled?)")
 
 
 # --- the root file system --------------------------------------------------------------------------------------
@@ -239,7 +256,7 @@ def _in_usr(path: str) -> str:
 
 def _inputs_stamp(binaries, kernels, extra_libs):
     h = {"builder": BUILDER_VERSION, "binaries": [], "kernels": [], "extra": sorted(extra_libs)}
-    for path, _ in binaries:
+    for path in [p for p, _ in binaries] + [BUSYBOX]:
         st = os.stat(path)
         h["binaries"].append([path, st.st_size, int(st.st_mtime)])
     for k in kernels:

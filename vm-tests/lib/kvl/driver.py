@@ -58,9 +58,9 @@ class Assets:
     def prepare(self, backends, keeperd):
         cmds = ["busybox", "keepalived", "ipvsadm", "ip", "curl"]
         if "uml" in backends:
-            cmds.append("linux.uml")
+            cmds += ["linux.uml", "cc"]
         if "qemu" in backends:
-            cmds.append("qemu-system-x86_64")
+            cmds += ["qemu-system-x86_64", "strip"]
         assets.ensure_host_packages(cmds)
         # Both kernels' modules go into the one rootfs, so the rootfs does not depend on the backend chosen.
         self.kernels["uml"] = assets.uml_kernel() if "uml" in backends or Path("/usr/bin/linux.uml").exists() else None

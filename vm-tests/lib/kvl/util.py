@@ -28,8 +28,12 @@ def log(msg, quiet=False):
         _log_file.flush()
 
 
-def run(cmd, check=True, capture=False, **kw):
-    res = subprocess.run(cmd, text=True, capture_output=capture, **kw)
+def run(cmd, check=True, capture=False, timeout=900, **kw):
+    """subprocess.run with a deadline (apt-get included: nothing here may hang the harness)."""
+    try:
+        res = subprocess.run(cmd, text=True, capture_output=capture, timeout=timeout, **kw)
+    except subprocess.TimeoutExpired:
+        raise HarnessError(f"{' '.join(map(str, cmd))} did not finish within {timeout} s") from None
     if check and res.returncode != 0:
         err = (res.stderr or "").strip() if capture else ""
         raise HarnessError(f"{' '.join(map(str, cmd))} exited {res.returncode} {err}")
