@@ -1,5 +1,5 @@
-# Partition and heal: the director is cut off (both directors then hold the VIP), then reconnected. After the
-# heal exactly one node holds the VIP and the client reaches it within one advert interval.
+# Partition and heal: the director is cut off (both directors then hold the VIP: a split brain), then
+# reconnected. After the heal exactly one node holds the VIP and the client reaches it within one advert interval.
 #
 # "Reaches it" is measured with ping to the VIP, which the VIP holder answers itself: that is the VRRP/ARP
 # part. HTTP through IPVS is measured too and only reported: the isolated director's checkers lost both real
@@ -18,7 +18,7 @@ with subtest("partition: the director is cut off, the backup serves the client")
     director.block()
     wait_vip(backup, 15)
     wait_probe_ok_after("part-http", t_block, count=10)
-    assert sorted(vip_holders()) == ["backup", "director"], vip_holders()
+    assert sorted(vip_holders()) == (["backup", "director"] if BLOCK_KEEPS_CARRIER else ["backup"]), vip_holders()
     # Let the split brain last a few adverts (both masters keep advertising into their own halves).
     client.succeed(f"sleep {3 * ADVERT}")
     print("director's pool before the heal:", pool(director))

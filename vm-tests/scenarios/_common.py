@@ -12,6 +12,10 @@ UNIT = lab["unit"]
 ADVERT = float(lab["advert_int"])
 SLOW = lab.get("slow", 1)
 DIRECTORS = [director, backup]
+# How block() cuts a node off: the portable lab takes its tap out of the bridge (the node's NIC keeps its carrier,
+# like a cable cut behind a switch); the NixOS driver sets the VM's link down, so the director's daemon sees
+# its interface fail (FAULT) and gives the VIP up instead of staying master in a split brain.
+BLOCK_KEEPS_CARRIER = lab.get("block_keeps_carrier", False)
 
 
 def master_down_interval(priority):

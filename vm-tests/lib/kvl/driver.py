@@ -108,6 +108,7 @@ class Lab:
             "unit": UNITS[self.impl],
             "backend": self.backend.name,
             "iface": "eth0",
+            "block_keeps_carrier": True,
             "vip": VIP,
             "vip6": VIP6,
             "ip": {m.name: m.ip for m in self.machines},

@@ -31,7 +31,8 @@ class MachineDied(HarnessError):
 
 
 def _die_with_harness():
-    """preexec_fn for VM processes: SIGKILL when the harness dies, even by SIGKILL (no orphaned VMs)."""
+    """preexec_fn for VM processes: SIGKILL to the VM's main process when the harness dies, even by SIGKILL.
+    (UML's helper processes outlive it; the namespace watchdog in netlab.py removes those.)"""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
