@@ -19,6 +19,7 @@ def run(assets, backend, impl, work, keeperd, verbose):
         return Demo(lab).play()
     finally:
         lab.destroy()
+        driver.drop_bulk(run_dir)
 
 
 class Demo:

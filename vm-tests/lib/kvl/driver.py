@@ -248,7 +248,23 @@ def run_scenario(path: Path, assets_, backend, impl, work: Path, keeperd=None, v
     secs = time.monotonic() - t0
     if ok and not keep:
         shutil.rmtree(run_dir, ignore_errors=True)
+    else:
+        drop_bulk(run_dir)
     return ok, secs, run_dir, out_lines
+
+
+def drop_bulk(run_dir: Path):
+    """What a kept run directory does not need: initramfs images, sockets, UML's per-VM state."""
+    for p in list(run_dir.glob("*.cpio")) + list(run_dir.glob("*.sock")):
+        p.unlink(missing_ok=True)
+    shutil.rmtree(run_dir / "uml", ignore_errors=True)
+
+
+def prune_runs(work: Path, keep=30):
+    """Keep the newest `keep` run directories (logs of failed runs accumulate otherwise)."""
+    runs = sorted((work / "runs").glob("*"), key=lambda p: p.stat().st_mtime) if (work / "runs").is_dir() else []
+    for old in runs[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _watchdog_fire(lab, limit):

@@ -42,4 +42,5 @@ def run(assets, backend, impl, work, keeperd, verbose):
                 print(f"error: {e}")
     finally:
         lab.destroy()
+        driver.drop_bulk(run_dir)
     return 0
