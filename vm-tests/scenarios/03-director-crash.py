@@ -14,9 +14,10 @@ def failover(name, cause):
     else:
         director.block()
     wait_vip(backup, 15)
+    settled = mark(name, "backup-has-vip")
     wait_probe_ok_after(name, t, count=10)
     reqs, _ = stop_probe(name)
-    o = outage_after(reqs, t)
+    o = outage_after(reqs, t, settled)
     print(f"{failed_requests_after(reqs, t)} requests failed; answered after the {cause} by {o.answered}; "
           f"the backup's master-down interval is {BACKUP_TAKEOVER:.2f} s")
     check_outage(f"director {cause}: client outage (largest gap between answers)", o, limit)

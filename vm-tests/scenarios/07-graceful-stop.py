@@ -14,9 +14,10 @@ def handover(name, how):
     else:
         director.shutdown()
     wait_vip(backup, 10)
+    settled = mark(name, "backup-has-vip")
     wait_probe_ok_after(name, t, count=10)
     reqs, _ = stop_probe(name)
-    o = outage_after(reqs, t)
+    o = outage_after(reqs, t, settled)
     print(f"{failed_requests_after(reqs, t)} requests failed; answered by {o.answered}; "
           f"skew time {SKEW_BACKUP:.3f} s, master-down interval {BACKUP_TAKEOVER:.2f} s")
     check_outage(f"director {how}: client outage (largest gap between answers)", o, limit)

@@ -217,8 +217,10 @@ class Outage:
         self.gap, self.first_ok, self.answered, self.resolution = gap, first_ok, answered, resolution
 
 
-def outage_after(reqs, t, quiet=False):
-    """The Outage over the successes after client time t (the last success before t starts the first gap)."""
+def outage_after(reqs, t, settled=None, quiet=False):
+    """The Outage caused by an event at client time t: the largest gap between successful completions that
+    begins at or after the last success before t and before `settled` (client time by which the host saw the
+    new state: later gaps are not this event's; on a loaded host the client VM itself can stall later)."""
     oks = sorted((e, body) for s, e, rc, body in reqs if rc == 0)
     before = [e for e, _ in oks if e <= t]
     after = [(e, body) for e, body in oks if e > t]
@@ -226,7 +228,7 @@ def outage_after(reqs, t, quiet=False):
     prev = before[-1] if before else t
     gap, gap_end = 0.0, t
     for e, _ in after:
-        if e - prev > gap:
+        if e - prev > gap and (settled is None or prev <= settled):
             gap, gap_end = e - prev, e
         prev = e
     starts = sorted(s for s, _, _, _ in reqs if gap_end - gap - 0.3 <= s <= gap_end + 0.3)

@@ -106,6 +106,7 @@ class Demo:
         t_crash = g["mark"]("demo", "crash")
         director.crash()
         ok = self.until(lambda a, via, h: a and via == "backup", 30)
+        t_taken = g["mark"]("demo", "taken")
         print("  the backup took over" if ok else "  the backup did not take over within 30 s")
         for _ in range(3):
             self.tick()
@@ -114,12 +115,13 @@ class Demo:
         t_back = g["mark"]("demo", "return")
         director.start()
         ok = self.until(lambda a, via, h: a and via == "director" and h == ["director"], 60) and ok
+        t_returned = g["mark"]("demo", "returned")
         for _ in range(3):
             self.tick()
 
         reqs, _ = g["stop_probe"]("demo")
-        crash = g["outage_after"]([r for r in reqs if r[1] <= t_back], t_crash, quiet=True)
-        back = g["outage_after"](reqs, t_back, quiet=True)
+        crash = g["outage_after"]([r for r in reqs if r[1] <= t_back], t_crash, t_taken, quiet=True)
+        back = g["outage_after"](reqs, t_back, t_returned, quiet=True)
         self.say("what the client saw (a request every 0.1 s in the background, client clock)")
         print(f"  director crash:  {crash.gap:.2f} s without an answer "
               f"(RFC 5798 master-down interval for the backup: {g['BACKUP_TAKEOVER']:.2f} s)")
