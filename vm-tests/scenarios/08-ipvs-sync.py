@@ -1,6 +1,8 @@
 # IPVS connection sync: a TCP connection that has sent at least 3 packets through the director (IPVS syncs a
 # connection from its 3rd packet) survives the director's crash, on the same real server. A connection that has
 # sent only its handshake is not synced and is reset by the backup: the control that shows the sync matters.
+import shlex
+
 boot_lab()
 port = lab["echo_port"]
 for m in DIRECTORS:

@@ -3,7 +3,6 @@
 # `lab` dict. Guest commands need bash, iproute2, curl, arping (iputils or busybox), nc (busybox or OpenBSD),
 # ipvsadm on the directors; times are measured inside the client VM (/proc/uptime), never by host polling.
 import re
-import shlex
 import time
 
 IFACE = lab["iface"]

@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import stat
-import subprocess
 from pathlib import Path
 
 from .util import HarnessError, log, run
@@ -166,6 +165,14 @@ def qemu_kernel(cache: Path):
         # The .deb ships no modules.dep (depmod runs at install time); busybox depmod makes one.
         run([BUSYBOX, "depmod", "-b", str(root), version])
     return Kernel("qemu", image, version, mods, QEMU_MODULES)
+
+
+def cached_qemu_kernel(cache: Path):
+    """The cloud kernel if an earlier run fetched it (never downloads), else None."""
+    found = _find_cloud_kernel(cache / "qemu-kernel")
+    if found is None or not (cache / "qemu-kernel/lib/modules" / found[1] / "modules.dep").exists():
+        return None
+    return Kernel("qemu", found[0], found[1], cache / "qemu-kernel/lib/modules" / found[1], QEMU_MODULES)
 
 
 def _find_cloud_kernel(root: Path):

@@ -12,7 +12,7 @@ from pathlib import Path
 from . import assets
 from .machine import Machine, QemuBackend, UmlBackend
 from .netlab import LabNet
-from .util import HarnessError, log, set_log_file
+from .util import log, set_log_file
 
 # name, role, host number (10.77.0.N, fd77::N, MAC 02:77:00:00:00:N)
 NODES = [
@@ -62,13 +62,14 @@ class Assets:
         if "qemu" in backends:
             cmds += ["qemu-system-x86_64", "strip"]
         assets.ensure_host_packages(cmds)
-        # Both kernels' modules go into the one rootfs, so the rootfs does not depend on the backend chosen.
-        self.kernels["uml"] = assets.uml_kernel() if "uml" in backends or Path("/usr/bin/linux.uml").exists() else None
+        # Every kernel at hand contributes its modules to the one rootfs, so a UML-only run and a QEMU run do not
+        # rebuild it back and forth.
+        if "uml" in backends or shutil.which("linux.uml"):
+            self.kernels["uml"] = assets.uml_kernel()
         if "qemu" in backends:
             self.kernels["qemu"] = assets.qemu_kernel(self.cache)
-        elif (self.cache / "qemu-kernel").is_dir():
-            with contextlib.suppress(HarnessError):
-                self.kernels["qemu"] = assets.qemu_kernel(self.cache)
+        else:
+            self.kernels["qemu"] = assets.cached_qemu_kernel(self.cache)
         if "uml" in backends:
             self.uml_shim = assets.uml_xstate_shim(self.cache)
         kernels = [k for k in self.kernels.values() if k is not None]
