@@ -4,6 +4,8 @@
 # with keeperd, and the core scenario on QEMU (TCG); it prints one PASS/FAIL line per scenario run after
 # "VM lab:", recorded here one result each. Logs of failed runs stay in vm-tests/.work/runs/.
 vm_lab_layer() {
+  # The outage arithmetic and the initramfs writer, without VMs.
+  check "vm: harness selftest" "$top/vm-tests/run" selftest
   if [ "$(id -u)" -ne 0 ]; then
     fail "vm: the VM lab needs root"
     return
