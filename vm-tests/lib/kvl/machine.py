@@ -49,7 +49,7 @@ class Machine:
         self.ip = f"10.77.0.{host_no}"
         self.ip6 = f"fd77::{host_no}"
         self.mac = f"02:77:00:00:00:{host_no:02d}"
-        self.tap = f"tap-{name}"
+        self.tap = f"kvl-{name}"
         self.process = None
         self.chan = None
         self.reader = None

@@ -13,7 +13,7 @@ from pathlib import Path
 from .util import log, run
 
 PREFIX = "kvl-"
-BRIDGE = "br0"
+BRIDGE = "kvl-br0"
 
 
 # Runs beside the harness in its own session and holds the read end of a pipe from it: when the harness goes
