@@ -1,6 +1,11 @@
-//! Logging: to journald when started by systemd with its journal (`JOURNAL_STREAM` set), plain
-//! text to stderr otherwise. The level comes from `RUST_LOG` if set, else `global.log_level`,
-//! else `info`.
+//! Logging: to journald when stderr is systemd's journal stream (`JOURNAL_STREAM` names
+//! stderr's device and inode), plain text to stderr otherwise. The level comes from `RUST_LOG`
+//! if set, else `global.log_level`, else `info`.
+//!
+//! In the journal every event field becomes a field named `KEEPER_<FIELD>`: `instance`,
+//! `vrid`, `state`, `real_server`, ... are `KEEPER_INSTANCE`, `KEEPER_VRID`, `KEEPER_STATE`,
+//! `KEEPER_REAL_SERVER` (`journalctl KEEPER_INSTANCE=VI_1`). The prefix keeps them apart from
+//! the journal's own fields (a `priority` field must not become the log level `PRIORITY`).
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
@@ -14,11 +19,15 @@ pub fn init(config_level: Option<&str>) {
         .or_else(|| config_level.and_then(|l| EnvFilter::try_new(l).ok()))
         .unwrap_or_else(|| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
+    if stderr_is_journal() {
         match tracing_journald::layer() {
             Ok(journald) => {
                 registry
-                    .with(journald.with_syslog_identifier("keeperd".into()))
+                    .with(
+                        journald
+                            .with_syslog_identifier("keeperd".into())
+                            .with_field_prefix(Some(JOURNAL_FIELD_PREFIX.into())),
+                    )
                     .init();
                 return;
             }
@@ -32,4 +41,25 @@ pub fn init(config_level: Option<&str>) {
                 .with_target(false),
         )
         .init();
+}
+
+/// Prefix of keeperd's own journal fields.
+pub const JOURNAL_FIELD_PREFIX: &str = "KEEPER";
+
+/// Whether stderr is the stream systemd connected to the journal: `JOURNAL_STREAM` is
+/// `DEVICE:INODE` of that stream (systemd.exec(5)); a redirected stderr keeps plain text.
+fn stderr_is_journal() -> bool {
+    let Some(v) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = v.to_str().and_then(|v| v.split_once(':')) else {
+        return false;
+    };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+        return false;
+    };
+    match nix::sys::stat::fstat(std::io::stderr()) {
+        Ok(st) => st.st_dev == dev && st.st_ino == ino,
+        Err(_) => false,
+    }
 }

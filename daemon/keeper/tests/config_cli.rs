@@ -249,3 +249,32 @@ fn missing_file_is_an_error_not_a_panic() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_table_made_only_from_the_environment_is_placed_at_its_variable() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let f = write(
+        tmp.path(),
+        "keeper.toml",
+        &BASE.replace(
+            "authentication = { auth_type = \"PASS\", auth_pass = \"1111\" }\n",
+            "",
+        ),
+    );
+    // auth_type is missing: the error is about the table, which only the environment wrote.
+    let out = keeperd(
+        &f,
+        &[(
+            "KEEPER_VRRP_INSTANCE__VI_1__AUTHENTICATION__AUTH_PASS",
+            "1111",
+        )],
+        "--check",
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("environment variable KEEPER_VRRP_INSTANCE__VI_1__AUTHENTICATION__AUTH_PASS"),
+        "{err}"
+    );
+    assert!(!err.contains("KEEPER_?"), "{err}");
+}

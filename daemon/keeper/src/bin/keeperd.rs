@@ -22,6 +22,9 @@ struct Args {
     /// Print the merged effective configuration as TOML (secrets redacted) and exit.
     #[arg(long)]
     dump_config: bool,
+    /// Internal: the script launcher keeperd starts itself (reads its instructions on fd 3).
+    #[arg(long, hide = true, conflicts_with_all = ["check", "dump_config"])]
+    script_launcher: bool,
 }
 
 fn print_all(diags: &[Diagnostic]) {
@@ -32,6 +35,16 @@ fn print_all(diags: &[Diagnostic]) {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.script_launcher {
+        keeper::logging::init(None);
+        return match keeper::launcher::launcher_main() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("script launcher: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let loaded = match config::load(&args.config, std::env::vars()) {
         Ok(l) => l,
         Err(errors) => {
@@ -46,6 +59,18 @@ fn main() -> ExitCode {
     };
     if args.check {
         print_all(&loaded.warnings);
+        // What would stop keeperd from starting here with these privileges.
+        if let Err(errors) = keeper::privilege::plan(&loaded.config) {
+            for e in &errors {
+                eprintln!("{}: error: {e}", args.config.display());
+            }
+            eprintln!(
+                "{}: {} error(s); configuration refused",
+                args.config.display(),
+                errors.len()
+            );
+            return ExitCode::FAILURE;
+        }
         let files: Vec<String> = loaded
             .files
             .iter()
@@ -70,7 +95,33 @@ fn main() -> ExitCode {
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
-    match keeper::runtime::run(loaded, args.config) {
+    // Still one thread here: the environment and scheduling change safely.
+    let plan = match keeper::privilege::plan(&loaded.config) {
+        Ok(p) => p,
+        Err(errors) => {
+            for e in &errors {
+                tracing::error!("{e}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    // SAFETY: no thread has been started yet.
+    let notifier = match unsafe { keeper::systemd::Notifier::from_env() } {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!("starting as {}", keeper::privilege::describe_current());
+    for w in keeper::privilege::apply_scheduling(
+        loaded.config.global.vrrp_rt_priority,
+        loaded.config.global.vrrp_no_swap,
+    ) {
+        tracing::warn!("{w}");
+    }
+    let startup = keeper::runtime::Startup { plan, notifier };
+    match keeper::runtime::run(loaded, args.config, startup) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

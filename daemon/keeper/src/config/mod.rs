@@ -93,12 +93,28 @@ pub fn load(
         })
         .collect();
     if let Some(cfg) = &config {
-        diags.extend(validate::validate(cfg).into_iter().map(|f| Diagnostic {
+        let findings = validate::validate(cfg);
+        let clean = !findings.iter().any(|f| f.severity == Severity::Error);
+        diags.extend(findings.into_iter().map(|f| Diagnostic {
             severity: f.severity,
             origin: root.origin_of(&f.path),
             path: f.path,
             message: f.message,
         }));
+        // The VRRP plan is part of validation so that --check and the running driver agree.
+        if clean {
+            let (_, notes) = crate::vrrp::plan::plan(cfg);
+            diags.extend(notes.into_iter().map(|n| Diagnostic {
+                severity: if n.error {
+                    Severity::Error
+                } else {
+                    Severity::Warning
+                },
+                origin: root.origin_of(&n.path),
+                path: n.path,
+                message: n.message,
+            }));
+        }
     }
     diags.extend(support::not_implemented(&root));
     diags.sort_by(|a, b| {

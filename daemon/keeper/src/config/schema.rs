@@ -26,6 +26,12 @@ pub struct Config {
     pub vrrp_sync_group: BTreeMap<String, SyncGroup>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub vrrp_script: BTreeMap<String, VrrpScript>,
+    // --- tracked files and processes (read by `track`) -----------------------------------------
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vrrp_track_file: BTreeMap<String, VrrpTrackFile>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vrrp_track_process: BTreeMap<String, VrrpTrackProcess>,
+    // --- end of tracked files and processes ----------------------------------------------------
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub virtual_server: BTreeMap<String, VirtualServer>,
 }
@@ -34,6 +40,9 @@ fn default_true() -> bool {
     true
 }
 fn default_smtp_timeout() -> Secs {
+    Secs::from_secs(30)
+}
+fn default_notify_script_timeout() -> Secs {
     Secs::from_secs(30)
 }
 fn default_garp_delay() -> Secs {
@@ -69,6 +78,12 @@ pub struct Global {
     pub smtp_helo_name: Option<String>,
     #[serde(default = "default_smtp_timeout")]
     pub smtp_connect_timeout: Secs,
+    /// Default `smtp_alert` of instances and groups (keepalived: `smtp_alert`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_alert: Option<bool>,
+    /// Default `smtp_alert` of VRRP instances and groups; wins over `smtp_alert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_alert_vrrp: Option<bool>,
     /// VRRP version for instances that do not set `version`: 2 or 3.
     #[serde(default = "default_vrrp_version")]
     pub vrrp_version: i64,
@@ -118,6 +133,9 @@ pub struct Global {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_fifo: Option<PathBuf>,
     // --- keeper's own keys -------------------------------------------------------------------
+    /// Notify scripts running longer are killed with their process group (keepalived: no limit).
+    #[serde(default = "default_notify_script_timeout")]
+    pub notify_script_timeout: Secs,
     /// Unprivileged user the daemon switches to when started as root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
@@ -143,6 +161,8 @@ impl Default for Global {
             smtp_server: None,
             smtp_helo_name: None,
             smtp_connect_timeout: default_smtp_timeout(),
+            smtp_alert: None,
+            smtp_alert_vrrp: None,
             vrrp_version: default_vrrp_version(),
             vrrp_skip_check_adv_addr: false,
             vrrp_strict: false,
@@ -162,6 +182,7 @@ impl Default for Global {
             lvs_timeouts: None,
             script_user: None,
             notify_fifo: None,
+            notify_script_timeout: default_notify_script_timeout(),
             user: None,
             control_socket: default_control_socket(),
             control_socket_group: None,
@@ -269,12 +290,14 @@ pub struct VrrpInstance {
     pub notify_stop: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<String>,
-    #[serde(default)]
-    pub smtp_alert: bool,
+    /// Default: `global.smtp_alert_vrrp`, else `global.smtp_alert`, else false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_alert: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lvs_sync_daemon_interface: Option<String>,
-    #[serde(default)]
-    pub use_vmac: bool,
+    /// `true`, or the VMAC interface's name (default `vrrp.VRID`).
+    #[serde(default, skip_serializing_if = "UseVmac::is_off")]
+    pub use_vmac: UseVmac,
     #[serde(default)]
     pub vmac_xmit_base: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -289,6 +312,40 @@ pub struct VrrpInstance {
     pub higher_prio_send_advert: Option<bool>,
     #[serde(default)]
     pub dont_track_primary: bool,
+}
+
+/// keepalived's `use_vmac [NAME]`: a flag or the interface name.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum UseVmac {
+    Flag(bool),
+    Name(String),
+}
+
+impl Default for UseVmac {
+    fn default() -> Self {
+        UseVmac::Flag(false)
+    }
+}
+
+impl UseVmac {
+    pub fn is_off(&self) -> bool {
+        self.name(0).is_none()
+    }
+
+    /// The VMAC's name if enabled (`vrrp.VRID` unless named). From the environment a flag is
+    /// the string "true" or "false": those are flags, not names.
+    pub fn name(&self, vrid: u8) -> Option<String> {
+        match self {
+            UseVmac::Flag(true) => Some(format!("vrrp.{vrid}")),
+            UseVmac::Flag(false) => None,
+            UseVmac::Name(n) => match n.to_ascii_lowercase().as_str() {
+                "true" | "yes" | "on" | "1" => Some(format!("vrrp.{vrid}")),
+                "false" | "no" | "off" | "0" | "" => None,
+                _ => Some(n.clone()),
+            },
+        }
+    }
 }
 
 /// `vrrp_sync_group NAME { group { … } }`: members move between states together.
@@ -306,8 +363,13 @@ pub struct SyncGroup {
     pub notify_stop: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<String>,
+    /// Default: `global.smtp_alert_vrrp`, else `global.smtp_alert`, else false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_alert: Option<bool>,
+    /// Let tracker weights of the members apply (keepalived: otherwise weighted trackers of
+    /// a group member are turned into fault trackers or ignored, with a warning).
     #[serde(default)]
-    pub smtp_alert: bool,
+    pub sync_group_tracking_weight: bool,
 }
 
 fn default_script_interval() -> Secs {
@@ -336,6 +398,152 @@ pub struct VrrpScript {
     #[serde(default)]
     pub init_fail: bool,
 }
+
+// --- tracked files and processes (read by `track`) ---------------------------------------------
+
+/// `vrrp_track_file NAME { file PATH; weight N [reverse]; init_file [VALUE] [overwrite] }`
+/// (keepalived 2.x also calls it `track_file`). The file holds an integer.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct VrrpTrackFile {
+    /// Absolute path; its directory must exist (the file itself may appear later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// -254..254, default 1: the value read is multiplied by it; 0 means non-zero is FAULT.
+    #[serde(default = "default_one")]
+    pub weight: i64,
+    /// keepalived's `weight N reverse`.
+    #[serde(default)]
+    pub reverse: bool,
+    /// Write the value to the file at start when it does not exist (or always, `overwrite`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_file: Option<InitFile>,
+}
+
+/// `init_file [VALUE] [overwrite]`. Written `init_file = true` (value 0), `init_file = 5`, or as
+/// keepalived's words in a string: `init_file = "5 overwrite"`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InitFile {
+    pub value: i64,
+    pub overwrite: bool,
+}
+
+impl InitFile {
+    fn parse_words(s: &str) -> Result<InitFile, String> {
+        let mut init = InitFile::default();
+        for word in s.split_whitespace() {
+            match word {
+                "overwrite" => init.overwrite = true,
+                "true" | "yes" | "on" => {}
+                w => {
+                    init.value = w
+                        .parse::<i32>()
+                        .map_err(|_| {
+                            format!("invalid init_file word {w:?}: a 32-bit integer or `overwrite`")
+                        })?
+                        .into()
+                }
+            }
+        }
+        Ok(init)
+    }
+}
+
+impl<'de> Deserialize<'de> for InitFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, Visitor};
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = InitFile;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("true, an integer, or a string such as \"5 overwrite\"")
+            }
+            fn visit_bool<E: Error>(self, v: bool) -> Result<InitFile, E> {
+                if v {
+                    Ok(InitFile::default())
+                } else {
+                    Err(E::custom(
+                        "init_file = false: remove the key to leave the file alone",
+                    ))
+                }
+            }
+            fn visit_i64<E: Error>(self, v: i64) -> Result<InitFile, E> {
+                i32::try_from(v)
+                    .map(|v| InitFile {
+                        value: v.into(),
+                        overwrite: false,
+                    })
+                    .map_err(|_| E::custom(format!("init_file value {v} is not a 32-bit integer")))
+            }
+            fn visit_u64<E: Error>(self, v: u64) -> Result<InitFile, E> {
+                self.visit_i64(i64::try_from(v).unwrap_or(i64::MAX))
+            }
+            fn visit_str<E: Error>(self, v: &str) -> Result<InitFile, E> {
+                InitFile::parse_words(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Serialize for InitFile {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.overwrite {
+            s.serialize_str(&format!("{} overwrite", self.value))
+        } else {
+            s.serialize_i64(self.value)
+        }
+    }
+}
+
+/// keepalived's `param_match`: how the configured parameters of `process` are compared with a
+/// process's command line.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamMatch {
+    /// The parameters are exactly the configured ones (keepalived: `param_match` alone; the
+    /// default when `process` has parameters).
+    Exact,
+    /// The first parameters are the configured ones; more may follow.
+    Partial,
+    /// As `partial`, and the last configured parameter need only begin the process's one.
+    Initial,
+}
+
+/// `vrrp_track_process NAME { process NAME [PARAMS…]; param_match; weight; quorum; quorum_max;
+/// delay; terminate_delay; fork_delay; full_command }`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct VrrpTrackProcess {
+    /// keepalived's words: `"haproxy"` or `"/usr/bin/python3 /srv/app.py"` (quotes group words).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub param_match: Option<ParamMatch>,
+    /// -254..254, default 0 (too few or too many processes is FAULT).
+    #[serde(default)]
+    pub weight: i64,
+    #[serde(default)]
+    pub reverse: bool,
+    /// Minimum number of processes, 1..65535, default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<i64>,
+    /// Maximum number of processes, 0..65535, default unlimited; 0 means "must not run".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum_max: Option<i64>,
+    /// Sets both `fork_delay` and `terminate_delay` (which win when also set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<Secs>,
+    /// How long a quorum change caused by a process exiting waits before it is reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminate_delay: Option<Secs>,
+    /// How long a quorum change caused by a tracked process forking waits before it is reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fork_delay: Option<Secs>,
+    /// Match the command line's first word instead of the process name (`comm`).
+    #[serde(default)]
+    pub full_command: bool,
+}
+
+// --- end of tracked files and processes --------------------------------------------------------
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "UPPERCASE")]
@@ -432,6 +640,19 @@ pub struct VirtualServer {
     pub virtualhost: Option<String>,
     #[serde(default)]
     pub ha_suspend: bool,
+    // --- health-check defaults (check/plan.rs): a checker's key wins over its real server's,
+    // which wins over these, as in keepalived.
+    /// Default 5 s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_before_retry: Option<Secs>,
+    /// Default: the checker's delay_loop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<Secs>,
+    // --- end of health-check defaults
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub real_server: BTreeMap<String, RealServer>,
 }
@@ -459,6 +680,25 @@ pub struct RealServer {
     pub notify_up: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_down: Option<String>,
+    // --- health-check defaults for this real server's checkers (check/plan.rs)
+    /// Default: the virtual server's `alpha`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<bool>,
+    /// Default: the virtual server's `delay_loop`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_loop: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_before_retry: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<Secs>,
+    /// Default `Host:` for this real server's HTTP checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtualhost: Option<String>,
+    // --- end of health-check defaults
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp_check: Option<TcpCheck>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -492,6 +732,12 @@ pub struct TcpCheck {
     pub connect_port: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bindto: Option<IpAddr>,
+    /// Default: the real server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_loop: Option<Secs>,
+    /// Default: the real server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<bool>,
 }
 
 /// `HTTP_GET` / `SSL_GET { url { … } … }`.
@@ -524,6 +770,16 @@ pub struct HttpCheck {
     /// TLS only: verify the server certificate (default false, as keepalived).
     #[serde(default)]
     pub verify_cert: bool,
+    /// TLS only, with `verify_cert`: PEM file of the certificates to trust (default: the
+    /// system's trust store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Default: the real server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_loop: Option<Secs>,
+    /// Default: the real server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -560,6 +816,12 @@ pub struct MiscCheck {
     pub retry: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_before_retry: Option<Secs>,
+    /// Default: the real server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_loop: Option<Secs>,
+    /// Default: the real server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<bool>,
 }
 
 /// HTTP status codes accepted by a check: inclusive ranges.

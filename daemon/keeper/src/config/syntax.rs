@@ -250,3 +250,273 @@ mod tests {
         assert!(parse_ip_port("127.0.0.1").is_err());
     }
 }
+
+/// A route type (`virtual_routes` may start with one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteKind {
+    Unicast,
+    Blackhole,
+    Unreachable,
+    Prohibit,
+    Throw,
+}
+
+/// One `virtual_routes` entry, keepalived's syntax:
+/// `[TYPE] [src ADDR] [to] DEST[/PFX]|default [via|gw ADDR] [dev IF] [scope S] [table N]
+/// [metric|priority|preference N] [proto N] [onlink]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteSpec {
+    pub kind: RouteKind,
+    pub dest: IpAddr,
+    pub prefix_len: u8,
+    pub src: Option<IpAddr>,
+    pub via: Option<IpAddr>,
+    pub dev: Option<String>,
+    pub scope: Option<Scope>,
+    pub table: Option<u32>,
+    pub metric: Option<u32>,
+    pub proto: Option<u8>,
+    pub onlink: bool,
+}
+
+fn parse_table(v: &str) -> Result<u32, String> {
+    match v {
+        "main" => Ok(254),
+        "local" => Ok(255),
+        "default" => Ok(253),
+        n => n
+            .parse()
+            .map_err(|_| format!("invalid table {n:?} (a number, main, local or default)")),
+    }
+}
+
+fn parse_scope(v: &str) -> Result<Scope, String> {
+    Ok(match v {
+        "global" | "universe" => Scope::Global,
+        "site" => Scope::Site,
+        "link" => Scope::Link,
+        "host" => Scope::Host,
+        "nowhere" => Scope::Nowhere,
+        n => Scope::Other(n.parse().map_err(|_| format!("unknown scope {n:?}"))?),
+    })
+}
+
+fn parse_num<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, String> {
+    v.parse().map_err(|_| format!("invalid {key} {v:?}"))
+}
+
+impl std::str::FromStr for RouteSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut words = s.split_whitespace().peekable();
+        let kind = match words.peek().copied() {
+            Some("blackhole") => RouteKind::Blackhole,
+            Some("unreachable") => RouteKind::Unreachable,
+            Some("prohibit") => RouteKind::Prohibit,
+            Some("throw") => RouteKind::Throw,
+            Some("unicast") => RouteKind::Unicast,
+            _ => RouteKind::Unicast,
+        };
+        if words.peek().is_some_and(|w| {
+            ["blackhole", "unreachable", "prohibit", "throw", "unicast"].contains(w)
+        }) {
+            words.next();
+        }
+        let mut dest: Option<(IpAddr, Option<u8>)> = None;
+        let mut r = RouteSpec {
+            kind,
+            dest: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            prefix_len: 0,
+            src: None,
+            via: None,
+            dev: None,
+            scope: None,
+            table: None,
+            metric: None,
+            proto: None,
+            onlink: false,
+        };
+        let mut default = false;
+        while let Some(word) = words.next() {
+            match word {
+                "src" => r.src = Some(parse_addr(next_value(&mut words, word)?)?),
+                "via" | "gw" => r.via = Some(parse_addr(next_value(&mut words, word)?)?),
+                "dev" | "oif" => r.dev = Some(next_value(&mut words, word)?.to_string()),
+                "scope" => r.scope = Some(parse_scope(next_value(&mut words, word)?)?),
+                "table" => r.table = Some(parse_table(next_value(&mut words, word)?)?),
+                "metric" | "priority" | "preference" => {
+                    r.metric = Some(parse_num(word, next_value(&mut words, word)?)?)
+                }
+                "proto" | "protocol" => {
+                    r.proto = Some(parse_num(word, next_value(&mut words, word)?)?)
+                }
+                "onlink" => r.onlink = true,
+                "to" => dest = Some(parse_prefixed(next_value(&mut words, word)?)?),
+                "default" if dest.is_none() => default = true,
+                "or" => return Err("multipath routes (`or`) are not supported yet".into()),
+                other if dest.is_none() && !default => dest = Some(parse_prefixed(other)?),
+                other => return Err(format!("unknown word {other:?} in virtual route")),
+            }
+        }
+        let (addr, prefix) = match (dest, default) {
+            (Some(d), _) => d,
+            // `default` takes the family of the gateway or source, IPv4 without either.
+            (None, true) => match r.via.or(r.src) {
+                Some(IpAddr::V6(_)) => (IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), Some(0)),
+                _ => (IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), Some(0)),
+            },
+            (None, false) => return Err("a virtual route needs a destination".into()),
+        };
+        r.dest = addr;
+        r.prefix_len = prefix.unwrap_or(if addr.is_ipv4() { 32 } else { 128 });
+        for (what, a) in [("src", r.src), ("via", r.via)] {
+            if a.is_some_and(|a| a.is_ipv4() != addr.is_ipv4()) {
+                return Err(format!(
+                    "`{what}` is not of the destination's address family"
+                ));
+            }
+        }
+        if r.kind != RouteKind::Unicast && (r.via.is_some() || r.dev.is_some()) {
+            return Err(
+                "a blackhole/unreachable/prohibit/throw route takes no `via` or `dev`".into(),
+            );
+        }
+        Ok(r)
+    }
+}
+
+/// One `virtual_rules` entry: `[from PFX] [to PFX] table N [iif IF] [oif IF] [fwmark N[/M]]
+/// [preference|priority|pref N] [tos N]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleSpec {
+    pub v6: bool,
+    pub from: Option<(IpAddr, u8)>,
+    pub to: Option<(IpAddr, u8)>,
+    pub table: u32,
+    pub iif: Option<String>,
+    pub oif: Option<String>,
+    pub fwmark: Option<(u32, Option<u32>)>,
+    pub priority: Option<u32>,
+    pub tos: Option<u8>,
+}
+
+impl std::str::FromStr for RuleSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut words = s.split_whitespace();
+        let mut r = RuleSpec {
+            v6: false,
+            from: None,
+            to: None,
+            table: 0,
+            iif: None,
+            oif: None,
+            fwmark: None,
+            priority: None,
+            tos: None,
+        };
+        let mut family: Option<bool> = None;
+        let mut prefixed = |v: &str| -> Result<(IpAddr, u8), String> {
+            let (a, p) = parse_prefixed(v)?;
+            if family.is_some_and(|f| f != a.is_ipv6()) {
+                return Err("`from` and `to` are of different address families".into());
+            }
+            family = Some(a.is_ipv6());
+            Ok((a, p.unwrap_or(if a.is_ipv4() { 32 } else { 128 })))
+        };
+        while let Some(word) = words.next() {
+            let v = next_value(&mut words, word)?;
+            match word {
+                "from" => r.from = Some(prefixed(v)?),
+                "to" => r.to = Some(prefixed(v)?),
+                "table" | "lookup" => r.table = parse_table(v)?,
+                "iif" => r.iif = Some(v.to_string()),
+                "oif" => r.oif = Some(v.to_string()),
+                "preference" | "priority" | "pref" => r.priority = Some(parse_num(word, v)?),
+                "tos" => r.tos = Some(parse_num(word, v)?),
+                "fwmark" => {
+                    let (m, mask) = match v.split_once('/') {
+                        Some((m, k)) => (m, Some(k)),
+                        None => (v, None),
+                    };
+                    let num = |x: &str| -> Result<u32, String> {
+                        match x.strip_prefix("0x") {
+                            Some(h) => u32::from_str_radix(h, 16)
+                                .map_err(|_| format!("invalid fwmark {x:?}")),
+                            None => parse_num("fwmark", x),
+                        }
+                    };
+                    r.fwmark = Some((num(m)?, mask.map(num).transpose()?));
+                }
+                other => return Err(format!("unsupported word {other:?} in virtual rule")),
+            }
+        }
+        if r.table == 0 {
+            return Err("a virtual rule needs `table`".into());
+        }
+        r.v6 = family.unwrap_or(false);
+        Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod route_tests {
+    use super::*;
+
+    #[test]
+    fn keepalived_route_examples() {
+        let r: RouteSpec = "src 192.168.100.1 to 192.168.109.0/24 via 192.168.200.254 dev eth1"
+            .parse()
+            .expect("parses");
+        assert_eq!((r.prefix_len, r.dev.as_deref()), (24, Some("eth1")));
+        assert_eq!(
+            r.src.map(|a| a.to_string()).as_deref(),
+            Some("192.168.100.1")
+        );
+        let r: RouteSpec = "blackhole 192.168.114.0/24".parse().expect("parses");
+        assert_eq!(r.kind, RouteKind::Blackhole);
+        let r: RouteSpec = "0.0.0.0/0 gw 192.168.0.1 table 100"
+            .parse()
+            .expect("parses");
+        assert_eq!((r.prefix_len, r.table), (0, Some(100)));
+        let r: RouteSpec = "default via fd00::1".parse().expect("parses");
+        assert!(r.dest.is_ipv6() && r.prefix_len == 0);
+        assert!(
+            "192.168.113.0/24 via 192.168.200.254 or 192.168.100.254"
+                .parse::<RouteSpec>()
+                .is_err()
+        );
+        assert!("10.0.0.0/8 via fd00::1".parse::<RouteSpec>().is_err());
+        assert!(
+            "blackhole 10.0.0.0/8 dev eth0"
+                .parse::<RouteSpec>()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn keepalived_rule_examples() {
+        let r: RuleSpec = "from 192.168.2.0/24 table 1".parse().expect("parses");
+        assert_eq!((r.table, r.from.map(|f| f.1)), (1, Some(24)));
+        let r: RuleSpec = "to 192.168.2.0/24 table main fwmark 0x18/0xff pref 39"
+            .parse()
+            .expect("parses");
+        assert_eq!(
+            (r.table, r.fwmark, r.priority),
+            (254, Some((24, Some(255))), Some(39))
+        );
+        assert!("from 10.0.0.0/8".parse::<RuleSpec>().is_err());
+        assert!(
+            "from 10.0.0.0/8 to fd00::/8 table 1"
+                .parse::<RuleSpec>()
+                .is_err()
+        );
+        assert!(
+            "from 10.0.0.0/8 table 1 realms 3"
+                .parse::<RuleSpec>()
+                .is_err()
+        );
+    }
+}

@@ -79,7 +79,11 @@ pub fn validate(cfg: &Config) -> Vec<Finding> {
     let families = check_instances(&mut c, cfg);
     check_sync_groups(&mut c, cfg, &families);
     check_scripts(&mut c, cfg);
+    check_track_files(&mut c, cfg);
+    check_track_processes(&mut c, cfg);
     check_virtual_servers(&mut c, cfg);
+    // Notify script lines and timeout (notify/mod.rs).
+    c.findings.extend(crate::notify::check(cfg));
     c.findings
 }
 
@@ -224,6 +228,16 @@ fn check_instances(c: &mut Checker, cfg: &Config) -> HashMap<String, bool> {
                 Err(e) => c.error(vp, e),
             }
         }
+        for (i, v) in inst.virtual_routes.iter().enumerate() {
+            if let Err(e) = v.parse::<syntax::RouteSpec>() {
+                c.error(with(&base, &["virtual_routes", &i.to_string()]), e);
+            }
+        }
+        for (i, v) in inst.virtual_rules.iter().enumerate() {
+            if let Err(e) = v.parse::<syntax::RuleSpec>() {
+                c.error(with(&base, &["virtual_rules", &i.to_string()]), e);
+            }
+        }
         for (i, v) in inst.virtual_ipaddress_excluded.iter().enumerate() {
             if let Err(e) = v.parse::<VipSpec>() {
                 c.error(
@@ -286,6 +300,13 @@ fn check_instances(c: &mut Checker, cfg: &Config) -> HashMap<String, bool> {
                     Ok(t) => {
                         if key == "track_script" && !cfg.vrrp_script.contains_key(&t.name) {
                             c.error(tp, format!("no vrrp_script named {:?}", t.name));
+                        } else if key == "track_file" && !cfg.vrrp_track_file.contains_key(&t.name)
+                        {
+                            c.error(tp, format!("no vrrp_track_file named {:?}", t.name));
+                        } else if key == "track_process"
+                            && !cfg.vrrp_track_process.contains_key(&t.name)
+                        {
+                            c.error(tp, format!("no vrrp_track_process named {:?}", t.name));
                         }
                     }
                     Err(e) => c.error(tp, e),
@@ -371,7 +392,11 @@ fn check_scripts(c: &mut Checker, cfg: &Config) {
     for (name, s) in &cfg.vrrp_script {
         let base = p(&["vrrp_script", name]);
         match &s.script {
-            Some(x) if !x.trim().is_empty() => {}
+            Some(x) if !x.trim().is_empty() => {
+                if let Err(e) = crate::track::command::split(x) {
+                    c.error(with(&base, &["script"]), e.to_string());
+                }
+            }
             _ => c.error(base.clone(), "missing key `script`"),
         }
         if s.interval.get().is_zero() {
@@ -385,6 +410,57 @@ fn check_scripts(c: &mut Checker, cfg: &Config) {
         c.range(with(&base, &["fall"]), s.fall, 1, 1_000_000);
     }
 }
+
+// --- tracked files and processes ------------------------------------------------------------
+
+fn check_track_files(c: &mut Checker, cfg: &Config) {
+    for (name, f) in &cfg.vrrp_track_file {
+        let base = p(&["vrrp_track_file", name]);
+        match &f.file {
+            None => c.error(base.clone(), "missing key `file`"),
+            Some(path) if !path.is_absolute() => c.error(
+                with(&base, &["file"]),
+                format!("{} is not an absolute path", path.display()),
+            ),
+            Some(path) if path.file_name().is_none() => c.error(
+                with(&base, &["file"]),
+                format!("{} names no file", path.display()),
+            ),
+            Some(_) => {}
+        }
+        c.range(with(&base, &["weight"]), f.weight, -254, 254);
+        if let Some(init) = f.init_file
+            && !(-254..=254).contains(&init.value)
+        {
+            c.warn(
+                with(&base, &["init_file"]),
+                format!(
+                    "init value {} is outside the sensible range -254..254",
+                    init.value
+                ),
+            );
+        }
+    }
+}
+
+fn check_track_processes(c: &mut Checker, cfg: &Config) {
+    for (name, pr) in &cfg.vrrp_track_process {
+        let base = p(&["vrrp_track_process", name]);
+        if let Err(errors) = crate::track::ProcessSpec::from_config(name, pr) {
+            for (key, message) in errors {
+                let path = if key.is_empty() {
+                    base.clone()
+                } else {
+                    with(&base, &[key])
+                };
+                c.error(path, message);
+            }
+        }
+        c.range(with(&base, &["weight"]), pr.weight, -254, 254);
+    }
+}
+
+// --- end of tracked files and processes --------------------------------------------------------
 
 fn check_virtual_servers(c: &mut Checker, cfg: &Config) {
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
@@ -493,6 +569,7 @@ fn check_virtual_servers(c: &mut Checker, cfg: &Config) {
             if let Some(m) = &rs.misc_check {
                 check_misc(c, with(&rb, &["misc_check"]), m);
             }
+            check_health_checks(c, &base, vs, &rb, rs);
         }
     }
 }
@@ -571,6 +648,114 @@ fn check_misc(c: &mut Checker, base: KeyPath, m: &MiscCheck) {
     }
 }
 
+// --- health checks (check/): what the checkers need beyond each table's own keys -------------
+
+fn positive(c: &mut Checker, path: KeyPath, d: Option<crate::config::Secs>) {
+    if d.is_some_and(|d| d.get().is_zero()) {
+        c.error(path, "must be above 0");
+    }
+}
+
+fn script_line(c: &mut Checker, path: KeyPath, line: &Option<String>) {
+    if let Some(l) = line
+        && let Err(e) = crate::check::script::split_words(l)
+    {
+        c.error(path, e);
+    }
+}
+
+/// Checks targets, addresses, scripts and regexes of a real server's checkers.
+fn check_health_checks(
+    c: &mut Checker,
+    vs_base: &KeyPath,
+    vs: &crate::config::schema::VirtualServer,
+    rb: &KeyPath,
+    rs: &crate::config::schema::RealServer,
+) {
+    positive(c, with(vs_base, &["connect_timeout"]), vs.connect_timeout);
+    if let Some(r) = vs.retry {
+        c.range(with(vs_base, &["retry"]), r, 0, 1_000_000);
+    }
+    positive(c, with(rb, &["connect_timeout"]), rs.connect_timeout);
+    positive(c, with(rb, &["delay_loop"]), rs.delay_loop);
+    if let Some(r) = rs.retry {
+        c.range(with(rb, &["retry"]), r, 0, 1_000_000);
+    }
+    script_line(c, with(rb, &["notify_up"]), &rs.notify_up);
+    script_line(c, with(rb, &["notify_down"]), &rs.notify_down);
+    let Some(rs_ip) = rs.ip else { return };
+    let port = rs.port.or(vs.port).filter(|&p| p > 0);
+    let connected = |c: &mut Checker,
+                     kb: KeyPath,
+                     connect_ip: Option<IpAddr>,
+                     connect_port: Option<i64>,
+                     bindto: Option<IpAddr>| {
+        if connect_port.or(port).is_none() {
+            c.error(
+                kb.clone(),
+                "needs a port: set `port` on the real server or the virtual server, or `connect_port`",
+            );
+        }
+        let target = connect_ip.unwrap_or(rs_ip);
+        if let Some(b) = bindto
+            && b.is_ipv6() != target.is_ipv6()
+        {
+            c.error(
+                with(&kb, &["bindto"]),
+                format!("{b} cannot reach {target}: the address families differ"),
+            );
+        }
+    };
+    if let Some(t) = &rs.tcp_check {
+        let kb = with(rb, &["tcp_check"]);
+        positive(c, with(&kb, &["delay_loop"]), t.delay_loop);
+        connected(c, kb, t.connect_ip, t.connect_port, t.bindto);
+    }
+    for (key, h, tls) in [
+        ("http_get", &rs.http_get, false),
+        ("ssl_get", &rs.ssl_get, true),
+    ] {
+        let Some(h) = h else { continue };
+        let kb = with(rb, &[key]);
+        positive(c, with(&kb, &["delay_loop"]), h.delay_loop);
+        connected(c, kb.clone(), h.connect_ip, h.connect_port, h.bindto);
+        if !tls {
+            for (k, set) in [
+                ("sni", h.sni.is_some()),
+                ("verify_cert", h.verify_cert),
+                ("ca_file", h.ca_file.is_some()),
+            ] {
+                if set {
+                    c.warn(
+                        with(&kb, &[k]),
+                        "only ssl_get uses TLS; ignored for http_get",
+                    );
+                }
+            }
+        } else if h.ca_file.is_some() && !h.verify_cert {
+            c.warn(
+                with(&kb, &["ca_file"]),
+                "used only with verify_cert = true; certificates are not verified",
+            );
+        }
+        for (name, u) in &h.url {
+            if let Some(re) = &u.regex
+                && let Err(e) = regex::bytes::Regex::new(re)
+            {
+                c.error(
+                    with(&kb, &["url", name, "regex"]),
+                    format!("invalid regex: {e}"),
+                );
+            }
+        }
+    }
+    if let Some(m) = &rs.misc_check {
+        let kb = with(rb, &["misc_check"]);
+        positive(c, with(&kb, &["delay_loop"]), m.delay_loop);
+        script_line(c, with(&kb, &["misc_path"]), &m.misc_path);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -588,6 +773,59 @@ mod tests {
         );
         assert_eq!(parse_host_port("[::1]:26", 25), Ok(("::1".into(), 26)));
         assert!(parse_host_port("a b c", 25).is_err());
+    }
+
+    #[test]
+    fn tracked_files_and_processes() {
+        let cfg: Config = match toml::from_str(
+            r#"
+            [vrrp_instance.VI_1]
+            interface = "eth0"
+            virtual_router_id = 1
+            track_file = ["f", "nofile weight 2"]
+            track_process = ["p", "bad", "noproc"]
+            [vrrp_script.s]
+            script = "/bin/check 'unterminated"
+            [vrrp_track_file.f]
+            file = "relative/path"
+            weight = 300
+            init_file = "7 overwrite"
+            [vrrp_track_process.p]
+            process = "haproxy"
+            quorum = 2
+            [vrrp_track_process.bad]
+            process = "a-name-longer-than-15"
+            quorum = 3
+            quorum_max = 2
+            weight = -255
+            "#,
+        ) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        let got: Vec<(String, Severity)> = validate(&cfg)
+            .into_iter()
+            .map(|f| (f.path.join("."), f.severity))
+            .collect();
+        let errors = |want: &[&str]| {
+            for w in want {
+                assert!(
+                    got.contains(&(w.to_string(), Severity::Error)),
+                    "{w} missing in {got:?}"
+                );
+            }
+        };
+        errors(&[
+            "vrrp_instance.VI_1.track_file.1",
+            "vrrp_instance.VI_1.track_process.2",
+            "vrrp_script.s.script",
+            "vrrp_track_file.f.file",
+            "vrrp_track_file.f.weight",
+            "vrrp_track_process.bad.process",
+            "vrrp_track_process.bad.quorum_max",
+            "vrrp_track_process.bad.weight",
+        ]);
+        assert_eq!(got.len(), 8, "{got:?}");
     }
 
     #[test]

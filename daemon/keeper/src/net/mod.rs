@@ -2,6 +2,7 @@
 //! (packet sockets), and VRRP's raw IP sockets.
 
 pub mod announce;
+pub mod rtnl;
 pub mod timer;
-pub mod vips;
+pub mod vmac;
 pub mod vrrp_socket;

@@ -75,6 +75,31 @@ impl VrrpSocket {
         Ok(VrrpSocket { fd, ifindex, v6 })
     }
 
+    /// A socket that only sends, from `ifname` (a VMAC): it joins no group, so the IP layer
+    /// delivers it nothing multicast, and the receive buffer is minimal. Adverts leave with the
+    /// interface's MAC, which for a VMAC is the virtual router MAC.
+    pub fn open_sender(ifname: &str, ifindex: u32) -> io::Result<VrrpSocket> {
+        let s = Socket::new(
+            Domain::IPV4,
+            Type::RAW.nonblocking().cloexec(),
+            Some(Protocol::from(VRRP_PROTO)),
+        )?;
+        s.bind_device(Some(ifname.as_bytes()))?;
+        s.set_multicast_ttl_v4(255)?;
+        s.set_ttl_v4(255)?;
+        s.set_multicast_loop_v4(false)?;
+        s.set_tos_v4(TOS_CS6)?;
+        s.set_recv_buffer_size(1)?;
+        // SAFETY: `Socket` owns its descriptor, which stays open and the same until it drops.
+        let fd = unsafe { AsyncFd::register_with_interest(s, tokio::io::Interest::READABLE) }
+            .map_err(io::Error::from)?;
+        Ok(VrrpSocket {
+            fd,
+            ifindex,
+            v6: false,
+        })
+    }
+
     pub fn ifindex(&self) -> u32 {
         self.ifindex
     }
