@@ -1,4 +1,5 @@
 # Boot: the VIP on the director only, its IPVS services configured, 20 requests balanced over rs1 and rs2 in DR.
+require_daemon_ipvs("the daemon's virtual services")
 boot_secs = boot_lab()
 timing("lab start to VIP on the director (host clock, includes VM boot)", boot_secs)
 

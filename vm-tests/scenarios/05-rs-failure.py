@@ -1,5 +1,6 @@
 # Real-server failure: httpd stopped on rs1 takes it out of the pool (removed, or weight 0 with
 # inhibit_on_failure) within the checker's window, all requests go to rs2; restarted, rs1 comes back.
+require_daemon_ipvs("checks that add and remove real servers")
 boot_lab()
 chk = lab["checker"]
 # keepalived's HTTP_GET: a check every delay_loop; a failure is retried `retry` times, delay_before_retry apart,

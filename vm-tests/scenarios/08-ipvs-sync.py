@@ -3,6 +3,7 @@
 # sent only its handshake is not synced and is reset by the backup: the control that shows the sync matters.
 import shlex
 
+require_daemon_ipvs("the IPVS sync daemon")
 boot_lab()
 port = lab["echo_port"]
 for m in DIRECTORS:

@@ -15,6 +15,14 @@ DIRECTORS = [director, backup]
 # like a cable cut behind a switch); the NixOS driver sets the VM's link down, so the director's daemon sees
 # its interface fail (FAULT) and gives the VIP up instead of staying master in a split brain.
 BLOCK_KEEPS_CARRIER = lab.get("block_keeps_carrier", False)
+# True when the implementation under test does not program IPVS and the lab set the virtual services up itself.
+IPVS_BY_LAB = lab.get("ipvs_by_lab", False)
+
+
+def require_daemon_ipvs(what):
+    """Scenarios about the daemon's own IPVS work cannot pass on a table the lab programmed."""
+    if IPVS_BY_LAB:
+        raise Exception(f"not applicable: {lab['impl']} does not program IPVS yet ({what})")
 
 
 def master_down_interval(priority):

@@ -25,6 +25,9 @@ NODES = [
 VIP = "10.77.0.100"
 VIP6 = "fd77::100"
 UNITS = {"keepalived": "keepalived", "keeperd": "keeper"}
+# keeperd implements VRRP and checks, not yet IPVS (its virtual_server keys are "accepted, not implemented"). Set
+# this when it does: the lab then stops programming IPVS for it and scenarios 01, 05, 08 apply.
+KEEPERD_PROGRAMS_IPVS = False
 
 
 class Interrupted(BaseException):
@@ -82,6 +85,8 @@ class Lab:
     def __init__(self, assets_, backend, impl, run_dir: Path, keeperd=None, verbose=False, mem_mb=128):
         self.assets = assets_
         self.impl = impl
+        # Until keeperd programs IPVS itself, the lab does it for keeperd's directors (see guest/boot).
+        self.ipvs_by_lab = impl == "keeperd" and not KEEPERD_PROGRAMS_IPVS
         self.keeperd = keeperd
         self.run_dir = run_dir
         self.verbose = verbose
@@ -110,6 +115,7 @@ class Lab:
             "backend": self.backend.name,
             "iface": "eth0",
             "block_keeps_carrier": True,
+            "ipvs_by_lab": self.ipvs_by_lab,
             "vip": VIP,
             "vip6": VIP6,
             "ip": {m.name: m.ip for m in self.machines},
@@ -139,6 +145,9 @@ class Lab:
         ]
         if self.impl == "keeperd" and self.backend.name == "uml":
             p.append(f"kvl.keeper_hostdir={Path(self.keeperd).parent}")
+        if self.ipvs_by_lab:
+            p.append("kvl.ipvs_by_lab=1")
+            p.append("kvl.rs_ips=" + ",".join(m.ip for m in self.machines if m.role == "rs"))
         return p
 
     def create(self):
