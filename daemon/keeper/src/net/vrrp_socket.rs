@@ -171,6 +171,16 @@ impl VrrpSocket {
         }
     }
 
+    /// Reads a packet already in the socket's buffer, without waiting: `Ok(None)` when there
+    /// is none. Lets the driver read what arrived before acting on a deadline.
+    pub fn try_recv(&self) -> io::Result<Option<Received>> {
+        match self.recv_now(self.fd.get_ref()) {
+            Ok(r) => Ok(Some(r)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     fn recv_now(&self, s: &Socket) -> io::Result<Received> {
         let mut buf = vec![0u8; 2048];
         let mut cmsg = nix::cmsg_space!(libc::in6_pktinfo, libc::c_int);
