@@ -2,7 +2,7 @@
 //! no pattern here is reported by `keeperd --check` and logged at start as "accepted, not
 //! implemented": never silently ignored. Each feature adds its keys here when it lands.
 
-use super::node::{KeyPath, Node};
+use super::node::Node;
 use super::{Diagnostic, Severity};
 
 /// Dotted key patterns; `*` matches any one segment (a name).
@@ -241,16 +241,16 @@ pub const TRACKER_KEYS: &[&str] = &[
 ];
 // --- end of tracked objects ---------------------------------------------------------------------
 
-fn matches(pattern: &str, path: &[String]) -> bool {
+fn matches<S: AsRef<str>>(pattern: &str, path: &[S]) -> bool {
     // Without allocating: this runs for every written key against every pattern.
     let mut segs = pattern.split('.');
     path.iter()
-        .all(|s| segs.next().is_some_and(|p| p == "*" || p == s))
+        .all(|s| segs.next().is_some_and(|p| p == "*" || p == s.as_ref()))
         && segs.next().is_none()
 }
 
 /// Whether keeperd acts on `path`.
-pub fn is_implemented(path: &[String]) -> bool {
+pub fn is_implemented<S: AsRef<str>>(path: &[S]) -> bool {
     // Patterns by (first segment, number of segments): a large configuration has tens of
     // thousands of keys, each checked here (15% of loading 1,000 virtual servers otherwise).
     type Index = std::collections::HashMap<(&'static str, usize), Vec<&'static str>>;
@@ -271,22 +271,25 @@ pub fn is_implemented(path: &[String]) -> bool {
     };
     // No pattern starts with `*` (tested), so the first segment selects the candidates.
     index
-        .get(&(first.as_str(), path.len()))
+        .get(&(first.as_ref(), path.len()))
         .is_some_and(|candidates| candidates.iter().any(|p| matches(p, path)))
 }
 
 /// A warning for every written key keeperd does not act on yet.
 pub fn not_implemented(root: &Node) -> Vec<Diagnostic> {
-    root.written_paths()
-        .into_iter()
-        .filter(|path: &KeyPath| !is_implemented(path))
-        .map(|path| Diagnostic {
-            severity: Severity::Warning,
-            origin: root.origin_of(&path),
-            path,
-            message: "accepted, not implemented: keeperd does not act on this key yet".to_string(),
-        })
-        .collect()
+    let mut out = Vec::new();
+    root.for_each_written(&mut |path, node| {
+        if !is_implemented(path) {
+            out.push(Diagnostic {
+                severity: Severity::Warning,
+                origin: node.origin.clone(),
+                path: path.iter().map(|s| s.to_string()).collect(),
+                message: "accepted, not implemented: keeperd does not act on this key yet"
+                    .to_string(),
+            });
+        }
+    });
+    out
 }
 
 #[cfg(test)]
@@ -307,7 +310,7 @@ mod tests {
             .into();
         assert!(is_implemented(&path));
         assert!(!is_implemented(&path[..4]));
-        assert!(!is_implemented(&[]));
+        assert!(!is_implemented::<String>(&[]));
     }
 
     #[test]
