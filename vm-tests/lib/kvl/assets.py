@@ -72,14 +72,26 @@ def ensure_host_packages(commands):
 
 
 _apt_updated = False
+_apt_update_error = ""
 
 
 def apt_update():
-    global _apt_updated
+    """apt-get update once per run; its failure is kept so that a later error can name the cause."""
+    global _apt_updated, _apt_update_error
     if not _apt_updated:
         log("apt-get update")
-        run(["apt-get", "update", "-q"], check=False, capture=True, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+        res = run(["apt-get", "update", "-q"], check=False, capture=True,
+                  env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+        if res.returncode:
+            lines = [ln for ln in (res.stderr or "").splitlines() if ln.strip()]
+            _apt_update_error = f"apt-get update exited {res.returncode}: {' | '.join(lines[-3:])}"
+            log(_apt_update_error)
         _apt_updated = True
+
+
+def _free_space(path: Path):
+    st = os.statvfs(path)
+    return f"{st.f_bavail * st.f_frsize / 2**30:.1f} GiB free under {path}"
 
 
 class Kernel:
@@ -132,6 +144,18 @@ def qemu_kernel(cache: Path):
     """Debian's cloud kernel, fetched with apt-get download + dpkg -x into the cache (no install)."""
     root = cache / "qemu-kernel"
     found = _find_cloud_kernel(root)
+    if found is None and _find_cloud_kernel(SHARED_KERNEL_CACHE) is not None:
+        # The IPVS layer (daemon/ipvs/tests/vm/run-in-vm.sh) unpacks the same package there: link, don't fetch.
+        log(f"using the cloud kernel unpacked in {SHARED_KERNEL_CACHE}")
+        tmp = cache / "qemu-kernel.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for sub in ("boot", "lib"):
+            if (SHARED_KERNEL_CACHE / sub).is_dir():
+                shutil.copytree(SHARED_KERNEL_CACHE / sub, tmp / sub, symlinks=True, copy_function=_link_or_copy)
+        shutil.rmtree(root, ignore_errors=True)
+        tmp.rename(root)
+        found = _find_cloud_kernel(root)
     if found is None:
         dl = cache / "dl"
         dl.mkdir(parents=True, exist_ok=True)
@@ -145,7 +169,7 @@ def qemu_kernel(cache: Path):
                 apt_update()
                 pkg = _cloud_kernel_package()
         else:
-            raise HarnessError(f"apt-get download {pkg} failed: {res.stderr.strip()}")
+            raise HarnessError(f"apt-get download {pkg} failed: {res.stderr.strip()}; {_free_space(dl)}")
         debs = sorted(dl.glob(f"{pkg}_*.deb"))
         if not debs:
             raise HarnessError(f"apt-get download {pkg} left no .deb in {dl}")
@@ -165,6 +189,17 @@ def qemu_kernel(cache: Path):
         # The .deb ships no modules.dep (depmod runs at install time); busybox depmod makes one.
         run([BUSYBOX, "depmod", "-b", str(root), version])
     return Kernel("qemu", image, version, mods, QEMU_MODULES)
+
+
+# Where daemon/ipvs/tests/vm/run-in-vm.sh keeps the same Debian cloud kernel (KERNEL_CACHE there).
+SHARED_KERNEL_CACHE = Path(os.environ.get("KERNEL_CACHE", "/var/tmp/keeper-ipvs-kernel"))
+
+
+def _link_or_copy(src, dst):
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def cached_qemu_kernel(cache: Path):
@@ -195,7 +230,9 @@ def _cloud_kernel_package():
                 return m.group(1)
         if attempt == 0:
             apt_update()
-    raise HarnessError("apt-cache knows no linux-image-cloud-amd64 (is this Debian with main enabled?)")
+    why = f"; {_apt_update_error}" if _apt_update_error else ""
+    raise HarnessError(f"apt-cache knows no linux-image-cloud-amd64 (is this Debian with main enabled?){why}; "
+                       f"{_free_space(Path('/var/lib/apt'))}")
 
 
 # --- the root file system --------------------------------------------------------------------------------------
