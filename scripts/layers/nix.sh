@@ -27,7 +27,8 @@ nix_layer() {
     local need=()
     [ "$("$cache/cargo/bin/deadnix" --version 2>/dev/null)" = "deadnix $deadnix_version" ] \
       || need+=("deadnix@$deadnix_version")
-    "$cache/cargo/bin/nixpkgs-fmt" --version 2>/dev/null | grep -q "$nixpkgs_fmt_version" \
+    # nixpkgs-fmt --version prints its version and exits 1: compare the text only.
+    [[ "$("$cache/cargo/bin/nixpkgs-fmt" --version 2>/dev/null)" == *"$nixpkgs_fmt_version"* ]] \
       || need+=("nixpkgs-fmt@$nixpkgs_fmt_version")
     if ((${#need[@]})); then
       local t0=$SECONDS
