@@ -613,7 +613,7 @@ misc_path = "/bin/check \"x"
         );
         assert!(has("url.x.regex: invalid regex"), "{e:#?}");
         assert!(
-            has("notify_up: \"/bin/echo 'unclosed\": unclosed single quote"),
+            has("notify_up: unterminated ' in \"/bin/echo 'unclosed\""),
             "{e:#?}"
         );
         assert!(has("misc_path"), "{e:#?}");

@@ -42,62 +42,11 @@ impl fmt::Display for Script {
     }
 }
 
-/// Splits a script line into words: whitespace separates, `"…"` and `'…'` group (no escapes
-/// inside single quotes), a backslash escapes the next character.
+/// Splits a script line into words, as every other script of keeperd is split (notify and
+/// track scripts: [`crate::launcher::split_command`]): whitespace separates, quotes group, a
+/// backslash escapes, nothing is expanded.
 pub fn split_words(line: &str) -> Result<Vec<String>, String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                let next = chars
-                    .next()
-                    .ok_or_else(|| format!("{line:?}: backslash at the end"))?;
-                word.push(next);
-                in_word = true;
-            }
-            '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(ch) => word.push(ch),
-                        None => return Err(format!("{line:?}: unclosed single quote")),
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(ch) => word.push(ch),
-                            None => return Err(format!("{line:?}: unclosed double quote")),
-                        },
-                        Some(ch) => word.push(ch),
-                        None => return Err(format!("{line:?}: unclosed double quote")),
-                    }
-                }
-            }
-            c if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            c => {
-                word.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if in_word {
-        words.push(word);
-    }
-    Ok(words)
+    crate::launcher::split_command(line)
 }
 
 /// How a run ended.
@@ -210,7 +159,7 @@ mod tests {
             ["a", "b c", "d \" e", "f g"]
         );
         assert_eq!(w("''"), [""]);
-        assert!(w("").is_empty());
+        assert!(split_words("").is_err());
         assert!(split_words("a 'b").is_err());
         assert!(split_words("a \"b").is_err());
         assert!(split_words("a\\").is_err());

@@ -233,19 +233,10 @@ async fn exec(script: &Script, switch_to: Option<&Account>) -> Run {
                 switch_user(*uid, *gid, groups)?;
             }
             // No privilege from exec either: no setuid (`sudo`), no file capabilities, and a
-            // script running as root does not regain capabilities.
-            if libc::prctl(
-                libc::PR_SET_NO_NEW_PRIVS,
-                1 as libc::c_ulong,
-                0 as libc::c_ulong,
-                0 as libc::c_ulong,
-                0 as libc::c_ulong,
-            ) != 0
-            {
-                return Err(io::Error::last_os_error());
-            }
+            // script running as root does not regain capabilities. The bounding set first:
+            // dropping from it needs CAP_SETPCAP, which the next call clears.
             drop_bounding_set();
-            clear_capabilities()?;
+            crate::privilege::clear_all_caps_raw()?;
             // keepalived's choice: a script outlives neither keeperd nor its timeout.
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong) != 0 {
                 return Err(io::Error::last_os_error());
@@ -366,53 +357,6 @@ fn drop_bounding_set() {
             );
         }
     }
-}
-
-/// In the forked child: empty effective, permitted, inheritable and ambient capability sets.
-/// (A script running as root regains capabilities at exec; scripts are meant to run as an
-/// unprivileged `script_user`, see docs/configuration.md.)
-fn clear_capabilities() -> io::Result<()> {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: i32,
-    }
-    #[repr(C)]
-    #[derive(Clone, Copy)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-    let mut header = Header {
-        version: LINUX_CAPABILITY_VERSION_3,
-        pid: 0,
-    };
-    let data = [Data {
-        effective: 0,
-        permitted: 0,
-        inheritable: 0,
-    }; 2];
-    // SAFETY: capset(2) with a v3 header and the two data words the ABI requires.
-    let r = unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: prctl(2) with integer arguments only.
-    let r = unsafe {
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 #[cfg(test)]
