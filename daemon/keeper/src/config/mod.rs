@@ -103,29 +103,25 @@ pub fn load(
         }));
         // The VRRP plan is part of validation so that --check and the running driver agree.
         if clean {
-            let (_, notes) = crate::vrrp::plan::plan(cfg);
-            diags.extend(notes.into_iter().map(|n| Diagnostic {
-                severity: if n.error {
-                    Severity::Error
-                } else {
-                    Severity::Warning
-                },
-                origin: root.origin_of(&n.path),
-                path: n.path,
-                message: n.message,
-            }));
+            let mut note = |error: bool, path: KeyPath, message: String| {
+                diags.push(Diagnostic {
+                    severity: if error {
+                        Severity::Error
+                    } else {
+                        Severity::Warning
+                    },
+                    origin: root.origin_of(&path),
+                    path,
+                    message,
+                })
+            };
+            for n in crate::vrrp::plan::plan(cfg).1 {
+                note(n.error, n.path, n.message);
+            }
             // So is the IPVS plan (groups, services claimed twice, families, sync daemon).
-            let (_, notes) = crate::lvs::plan::plan(cfg);
-            diags.extend(notes.into_iter().map(|n| Diagnostic {
-                severity: if n.error {
-                    Severity::Error
-                } else {
-                    Severity::Warning
-                },
-                origin: root.origin_of(&n.path),
-                path: n.path,
-                message: n.message,
-            }));
+            for n in crate::lvs::plan::plan(cfg).1 {
+                note(n.error, n.path, n.message);
+            }
         }
     }
     diags.extend(support::not_implemented(&root));
