@@ -92,6 +92,7 @@ fn main() -> ExitCode {
                 );
             }
             print_real_servers(&s.real_servers);
+            print_quorums(&s.virtual_servers);
         }
         (_, Response::Reloaded { ok, message }) => {
             println!("{message}");
@@ -127,6 +128,32 @@ fn ago(at: Option<f64>) -> String {
         0..120 => format!("{s}s"),
         120..7200 => format!("{}m", s / 60),
         _ => format!("{}h", s / 3600),
+    }
+}
+
+/// Virtual servers whose quorum is not the default (1, no hysteresis) or is lost.
+fn print_quorums(vs: &[control::QuorumView]) {
+    let shown: Vec<_> = vs
+        .iter()
+        .filter(|q| q.state != "up" || q.quorum != 1 || q.hysteresis != 0)
+        .collect();
+    if shown.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "{:<24} {:<6} {:>8} {:>8} {:>6}",
+        "VIRTUAL SERVER", "QUORUM", "WEIGHT", "NEEDS", "SINCE"
+    );
+    for q in shown {
+        println!(
+            "{:<24} {:<6} {:>8} {:>8} {:>6}",
+            q.virtual_server,
+            q.state,
+            q.weight,
+            format!("{}±{}", q.quorum, q.hysteresis),
+            ago(q.since)
+        );
     }
 }
 
