@@ -134,7 +134,7 @@ impl IpvsClient {
     }
 
     /// Receive one datagram into `self.buf`; returns its length.
-    async fn recv(&mut self, during: &dyn Fn() -> String) -> Result<usize, Error> {
+    async fn recv(&mut self, during: &(dyn Fn() -> String + Sync)) -> Result<usize, Error> {
         let timeout = self.cfg.timeout;
         let sock = &self.sock;
         let buf = &mut self.buf;

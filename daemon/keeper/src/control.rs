@@ -18,6 +18,8 @@ use crate::vrrp::driver::InstanceStatus;
 pub enum Request {
     Status,
     Reload,
+    /// The kernel's IPVS table with counters, and the sync daemons.
+    Ipvs,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -25,6 +27,7 @@ pub enum Request {
 pub enum Response {
     Status(Status),
     Reloaded { ok: bool, message: String },
+    Ipvs(Box<crate::lvs::IpvsView>),
     Error { message: String },
 }
 

@@ -4,6 +4,7 @@ pub mod check;
 pub mod config;
 pub mod control;
 pub mod logging;
+pub mod lvs;
 pub mod net;
 pub mod runtime;
 pub mod track;

@@ -11,6 +11,7 @@ use crate::check::{self, Checkers};
 use crate::config::{self, Loaded};
 use crate::control::{self, InstanceView, Pending, Request, Response, Status};
 use crate::launcher::{self, ScriptRunner};
+use crate::lvs::{Lvs, RealServerHealth, RealServerId};
 use crate::metrics::{self, Metrics};
 use crate::notify::{Notifier as Notifications, NotifyState};
 use crate::privilege::{self, PrivilegeError};
@@ -137,6 +138,9 @@ async fn event_loop(
         .map_err(|e| RuntimeError::Start(format!("starting the script launcher: {e}")))?;
 
     let mut driver = Driver::start(Setup::from_config(&loaded.config)).await?;
+    // lvs: IPVS in a task of its own beside this loop (started while privileged: it may set a
+    // sysctl), told about reloads, VRRP states and health verdicts.
+    let lvs = Lvs::start(&loaded.config, vrrp_states(&driver));
     let dropped = privilege::drop_privileges(&who.daemon, privilege::DAEMON_CAPS)?;
     privilege::log_dropped("keeperd", &dropped, privilege::DAEMON_CAPS);
     // --- Unprivileged from here on (CAP_NET_ADMIN and CAP_NET_RAW only). --------------------
@@ -165,7 +169,12 @@ async fn event_loop(
         metrics::serve(listener, metrics.clone(), refresh_tx);
     }
     // Subsystems that need work done at stop register here (IPVS sync daemon, IPVS flush).
-    let hooks = ShutdownHooks::default();
+    let mut hooks = ShutdownHooks::default();
+    {
+        // lvs: stop the sync daemon; the table stays unless `lvs_flush_on_stop`.
+        let lvs = lvs.clone();
+        hooks.add("ipvs", move || async move { lvs.shutdown().await });
+    }
     // Other subsystems run their scripts through `scripts` (clone it).
     let mut changes = driver.subscribe();
     // --- notify: the transitions `Driver::start` made before anyone could subscribe, then
@@ -203,6 +212,8 @@ async fn event_loop(
                 notifier.reloading();
                 if reload(&config_path, &mut running, &scripts, (&mut driver, &checkers, &mut tracker)).await.0 {
                     notes.reconfigure(&running.config);
+                    lvs.reload(&running.config);
+                    lvs.vrrp_states(vrrp_states(&driver));
                 }
                 notifier.ready(&summary(&driver));
                 continue;
@@ -221,9 +232,12 @@ async fn event_loop(
                 continue;
             }
             Some(verdict) = checkers.next_verdict() => {
-                // A real server's health changed (logged by the checkers); the IPVS reconcile
-                // takes it from here: RealServerHealth { up: verdict.up, weight: verdict.weight }.
-                let _ = verdict;
+                // A real server's health changed (logged by the checkers): the IPVS reconcile
+                // takes it from here.
+                lvs.health(
+                    RealServerId::new(verdict.key.virtual_server, verdict.key.real_server),
+                    RealServerHealth { up: verdict.up, weight: verdict.weight },
+                );
                 continue;
             }
             Some(Pending { request, reply }) = requests.recv() => {
@@ -241,9 +255,22 @@ async fn event_loop(
                         let (ok, message) = reload(&config_path, &mut running, &scripts, (&mut driver, &checkers, &mut tracker)).await;
                         if ok {
                             notes.reconfigure(&running.config);
+                            lvs.reload(&running.config);
+                            lvs.vrrp_states(vrrp_states(&driver));
                         }
                         notifier.ready(&summary(&driver));
                         Response::Reloaded { ok, message }
+                    }
+                    Request::Ipvs => {
+                        // lvs: read on a connection of its own, off this loop.
+                        tokio::spawn(async move {
+                            let response = match crate::lvs::read_kernel().await {
+                                Ok(view) => Response::Ipvs(Box::new(view)),
+                                Err(message) => Response::Error { message },
+                            };
+                            let _ = reply.send(response);
+                        });
+                        continue;
                     }
                 };
                 let _ = reply.send(response);
@@ -267,6 +294,8 @@ async fn event_loop(
             // Each state change goes to the notifications (never waiting for scripts or mail)
             // and to systemd's STATUS=.
             change = changes.recv() => {
+                // lvs: the sync daemon follows the states (a snapshot: a lag loses nothing).
+                lvs.vrrp_states(vrrp_states(&driver));
                 match change {
                     Ok(c) => notes.vrrp_change(&c),
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => notes.lagged(n),
@@ -439,4 +468,13 @@ async fn reload(
             (false, message)
         }
     }
+}
+
+/// Each VRRP instance's state, for the IPVS sync daemon.
+fn vrrp_states(driver: &Driver) -> std::collections::BTreeMap<String, State> {
+    driver
+        .status()
+        .into_iter()
+        .map(|s| (s.name, s.state))
+        .collect()
 }

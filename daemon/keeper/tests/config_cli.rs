@@ -228,12 +228,16 @@ fn accepted_but_not_implemented_keys_are_reported() {
     let f = write(
         tmp.path(),
         "keeper.toml",
-        &format!("{BASE}\n[global.lvs_timeouts]\ntcp = 900\n"),
+        &format!(
+            "{BASE}\n[global.lvs_timeouts]\ntcp = 900\n[virtual_server.v]\nip = \"10.0.0.1\"\nport = 80\nha_suspend = true\n"
+        ),
     );
     let out = keeperd(&f, &[], "--check");
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("global.lvs_timeouts.tcp: accepted, not implemented"),
+        stderr(&out).contains("virtual_server.v.ha_suspend: accepted, not implemented")
+            && !stderr(&out).contains("global.lvs_timeouts.tcp: accepted")
+            && !stderr(&out).contains("virtual_server.v.ip: accepted"),
         "{}",
         stderr(&out)
     );

@@ -34,6 +34,9 @@ fn server(path: &Path) -> std::thread::JoinHandle<()> {
                         ok: true,
                         message: "done".into(),
                     },
+                    Request::Ipvs => Response::Error {
+                        message: "no IPVS here".into(),
+                    },
                 };
                 let _ = reply.send(response);
             }

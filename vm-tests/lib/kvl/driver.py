@@ -25,9 +25,9 @@ NODES = [
 VIP = "10.77.0.100"
 VIP6 = "fd77::100"
 UNITS = {"keepalived": "keepalived", "keeperd": "keeper"}
-# keeperd implements VRRP and checks, not yet IPVS (its virtual_server keys are "accepted, not implemented"). Set
-# this when it does: the lab then stops programming IPVS for it and scenarios 01, 05, 08 apply.
-KEEPERD_PROGRAMS_IPVS = False
+# keeperd programs IPVS itself (virtual servers, checks, sync daemon). When false, the lab programs the directors'
+# IPVS for keeperd with ipvsadm and scenarios 01, 05, 08 do not apply (lab["ipvs_by_lab"]).
+KEEPERD_PROGRAMS_IPVS = True
 
 
 class Interrupted(BaseException):

@@ -11,6 +11,9 @@
 #   shared libraries); whatever it writes under /out ends up in OUTDIR, with its log in
 #   OUTDIR/inner.log.
 # Needs: qemu-system-x86, busybox-static, cpio; ipvsadm and strace are included when installed.
+# Environment: VM_TOOLS="ip keepalived ..." adds more host commands (with their libraries) to
+# /sbin; VM_MEM (default 256M), VM_SMP (default 1), VM_CPU (QEMU -cpu, default max),
+# VM_TIMEOUT (default 300 s).
 # The Debian cloud kernel is fetched with apt-get download into KERNEL_CACHE when missing.
 # No NIC: nothing leaves the VM. Temporary files live in a mktemp dir removed at exit; the VM
 # runs under `timeout` in its own process group.
@@ -38,11 +41,12 @@ cp /bin/busybox "$root/bin/busybox"
 add_bin() {
   local src=$1 dst=$2
   cp "$src" "$root/$dst"
-  ldd "$src" 2>/dev/null | grep -oE '/[^ ]+' | while read -r lib; do
+  # Data files (configurations) have no libraries: ldd and grep fail, which is fine.
+  { ldd "$src" 2>/dev/null || true; } | { grep -oE '/[^ ]+' || true; } | while read -r lib; do
     if [ -f "$lib" ]; then mkdir -p "$root$(dirname "$lib")"; cp -L "$lib" "$root$lib"; fi
   done
 }
-for tool in ipvsadm strace; do
+for tool in ipvsadm strace ${VM_TOOLS:-}; do
   p=$(command -v "$tool" || true)
   if [ -n "$p" ]; then add_bin "$p" "sbin/$tool"; fi
 done
@@ -50,8 +54,9 @@ for f in "$@"; do add_bin "$(realpath "$f")" "x/$(basename "$f")"; done
 cp "$inner" "$root/x/inner.sh"
 
 # Modules: ip_vs with every scheduler and the SIP persistence engine, plus dummy (a NIC for the
-# sync daemon). Dependencies are resolved by busybox depmod/modprobe inside the VM.
-(cd "$moddir" && find kernel/net kernel/lib kernel/drivers/net/dummy.ko -name '*.ko' 2>/dev/null) |
+# sync daemon) and veth (namespaces as nodes). Dependencies are resolved by busybox
+# depmod/modprobe inside the VM.
+(cd "$moddir" && find kernel/net kernel/lib kernel/drivers/net/dummy.ko kernel/drivers/net/veth.ko -name '*.ko' 2>/dev/null) |
   while read -r m; do mkdir -p "$root/lib/modules/$kver/$(dirname "$m")"; cp "$moddir/$m" "$root/lib/modules/$kver/$m"; done
 cp "$moddir"/modules.{order,builtin} "$root/lib/modules/$kver/" 2>/dev/null || true
 /bin/busybox depmod -b "$root" "$kver"
@@ -61,6 +66,9 @@ cat >"$root/init" <<'INIT'
 /bin/busybox --install -s /bin
 export PATH=/sbin:/bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+mkdir -p /run /var /etc; ln -sf /run /var/run
+# The kernel asks /sbin/modprobe for modules on demand (e.g. a bridge).
+[ -e /sbin/modprobe ] || ln -s /bin/busybox /sbin/modprobe
 for m in ip_vs ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_lblc ip_vs_lblcr ip_vs_dh ip_vs_sh \
          ip_vs_sed ip_vs_nq ip_vs_mh ip_vs_fo ip_vs_ovf ip_vs_pe_sip dummy; do
   modprobe $m || echo "modprobe $m failed"
@@ -75,7 +83,7 @@ INIT
 chmod +x "$root/init"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/initrd.gz"
 
-setsid timeout -k 5 "${VM_TIMEOUT:-300}" qemu-system-x86_64 -accel tcg,tb-size=64 -cpu max -m 256M \
+setsid timeout -k 5 "${VM_TIMEOUT:-300}" qemu-system-x86_64 -accel tcg,tb-size=64 -cpu "${VM_CPU:-max}" -m "${VM_MEM:-256M}" -smp "${VM_SMP:-1}" \
   -nographic -no-reboot -nodefaults -display none \
   -kernel "$kernel" -initrd "$work/initrd.gz" -append "console=ttyS0 quiet panic=-1" \
   -serial "file:$work/console.log" -serial "file:$work/out.b64" </dev/null >/dev/null 2>&1 || true

@@ -26,6 +26,21 @@ enum Command {
     },
     /// Re-read the configuration (like SIGHUP) and report the outcome.
     Reload,
+    /// The kernel's IPVS table, as `ipvsadm -Ln` prints it (read by keeperd).
+    Ipvs {
+        /// Cumulative counters (`ipvsadm -Ln --stats`).
+        #[arg(long, conflicts_with_all = ["rate", "json", "daemon"])]
+        stats: bool,
+        /// Rates (`ipvsadm -Ln --rate`).
+        #[arg(long, conflicts_with_all = ["json", "daemon"])]
+        rate: bool,
+        /// The table with its counters as JSON.
+        #[arg(long, conflicts_with = "daemon")]
+        json: bool,
+        /// The connection sync daemons (`ipvsadm -L --daemon`).
+        #[arg(long)]
+        daemon: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -33,6 +48,7 @@ fn main() -> ExitCode {
     let request = match args.command {
         Command::Status { .. } => Request::Status,
         Command::Reload => Request::Reload,
+        Command::Ipvs { .. } => Request::Ipvs,
     };
     let response = match control::request(&args.socket, &request) {
         Ok(r) => r,
@@ -93,6 +109,41 @@ fn main() -> ExitCode {
             }
             print_real_servers(&s.real_servers);
             print_quorums(&s.virtual_servers);
+        }
+        (
+            Command::Ipvs {
+                stats,
+                rate,
+                json,
+                daemon,
+            },
+            Response::Ipvs(view),
+        ) => {
+            use keeper_ipvs::format::{self, ListFormat};
+            if json {
+                println!("{}", format::json(Some(&view.info), &view.table));
+            } else if daemon {
+                for d in &view.daemons {
+                    println!(
+                        "{} sync daemon (mcast={}, syncid={})",
+                        match d.state {
+                            keeper_ipvs::DaemonState::Master => "master",
+                            keeper_ipvs::DaemonState::Backup => "backup",
+                        },
+                        d.mcast_ifn,
+                        d.sync_id
+                    );
+                }
+            } else {
+                let f = if stats {
+                    ListFormat::Stats
+                } else if rate {
+                    ListFormat::Rate
+                } else {
+                    ListFormat::Plain
+                };
+                print!("{}", format::list(Some(&view.info), &view.table, f));
+            }
         }
         (_, Response::Reloaded { ok, message }) => {
             println!("{message}");

@@ -6,8 +6,9 @@
 //! environment keys matched to the names written in the files (figment's own `Env` lowercases
 //! `VI_1` to `vi_1`, which would define a second instance instead of overriding the first).
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider, Source};
@@ -41,7 +42,7 @@ pub fn config_files(main: &Path) -> Result<Vec<PathBuf>, LayerError> {
         Err(e) => {
             return Err(LayerError {
                 origin: Origin::File {
-                    path: dir,
+                    path: Arc::from(dir.as_path()),
                     line: 0,
                     col: 0,
                 },
@@ -55,15 +56,34 @@ pub fn config_files(main: &Path) -> Result<Vec<PathBuf>, LayerError> {
 /// A parsed TOML file: its text for figment, and the position of every key.
 pub struct FileLayer {
     path: PathBuf,
-    text: String,
-    positions: BTreeMap<KeyPath, (usize, usize)>,
+    /// The values, converted from the one parse (figment's own TOML provider would parse the
+    /// text a second time: 7% of loading a large file). Handed to figment once, without a copy.
+    data: std::sync::Mutex<Option<Dict>>,
+    positions: Positions,
+}
+
+/// Where each key was written: line and column by joined key path ([`join`]). A flat map of
+/// joined strings: one allocation per key (a map of `Vec<String>` paths made loading a file with
+/// 10,000 real servers allocation-bound).
+type Positions = HashMap<String, (u32, u32)>;
+
+/// Joins key segments with a separator no configuration key uses.
+pub(crate) const SEP: char = '\u{1f}';
+
+fn push_seg(path: &mut String, seg: &str) -> usize {
+    let len = path.len();
+    if !path.is_empty() {
+        path.push(SEP);
+    }
+    path.push_str(seg);
+    len
 }
 
 impl FileLayer {
     pub fn read(path: &Path) -> Result<FileLayer, LayerError> {
         let text = std::fs::read_to_string(path).map_err(|e| LayerError {
             origin: Origin::File {
-                path: path.to_path_buf(),
+                path: Arc::from(path),
                 line: 0,
                 col: 0,
             },
@@ -77,23 +97,23 @@ impl FileLayer {
             let (line, col) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((0, 0));
             LayerError {
                 origin: Origin::File {
-                    path: path.to_path_buf(),
+                    path: Arc::from(path),
                     line,
                     col,
                 },
                 message: format!("TOML syntax error: {}", e.message()),
             }
         })?;
-        let mut positions = BTreeMap::new();
+        let mut positions = Positions::new();
         collect_table(
             doc.as_table(),
             &Lines::new(&text),
-            &mut Vec::new(),
+            &mut String::new(),
             &mut positions,
         );
         Ok(FileLayer {
             path: path.to_path_buf(),
-            text: text.clone(),
+            data: std::sync::Mutex::new(Some(table_dict(doc.as_table().iter()))),
             positions,
         })
     }
@@ -108,12 +128,55 @@ impl Provider for FileLayer {
     }
 
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
-        use figment::providers::{Format, Toml};
-        Toml::string(&self.text).data()
+        // figment asks once per merge; a second ask (none today) gets an empty layer.
+        let data = self
+            .data
+            .lock()
+            .map(|mut d| d.take())
+            .unwrap_or_default()
+            .unwrap_or_default();
+        Ok(Profile::Default.collect(data))
     }
 }
 
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
+/// TOML values as figment's, the way figment's TOML provider reads them (a date-time, which no
+/// key takes, becomes its text).
+fn table_dict<'a>(entries: impl Iterator<Item = (&'a str, &'a toml_edit::Item)>) -> Dict {
+    entries
+        .filter_map(|(k, item)| item_value(item).map(|v| (k.to_string(), v)))
+        .collect()
+}
+
+fn item_value(item: &toml_edit::Item) -> Option<Value> {
+    match item {
+        toml_edit::Item::None => None,
+        toml_edit::Item::Value(v) => Some(toml_value(v)),
+        toml_edit::Item::Table(t) => Some(Value::from(table_dict(t.iter()))),
+        toml_edit::Item::ArrayOfTables(a) => Some(Value::from(
+            a.iter()
+                .map(|t| Value::from(table_dict(t.iter())))
+                .collect::<Vec<Value>>(),
+        )),
+    }
+}
+
+fn toml_value(v: &toml_edit::Value) -> Value {
+    match v {
+        toml_edit::Value::String(s) => Value::from(s.value().clone()),
+        toml_edit::Value::Integer(i) => Value::from(*i.value()),
+        toml_edit::Value::Float(f) => Value::from(*f.value()),
+        toml_edit::Value::Boolean(b) => Value::from(*b.value()),
+        toml_edit::Value::Datetime(d) => Value::from(d.value().to_string()),
+        toml_edit::Value::Array(a) => Value::from(a.iter().map(toml_value).collect::<Vec<Value>>()),
+        toml_edit::Value::InlineTable(t) => Value::from(
+            t.iter()
+                .map(|(k, v)| (k.to_string(), toml_value(v)))
+                .collect::<Dict>(),
+        ),
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (u32, u32) {
     Lines::new(text).line_col(offset)
 }
 
@@ -133,7 +196,7 @@ impl<'a> Lines<'a> {
     }
 
     /// 1-based line and column (in characters) of byte `offset`.
-    fn line_col(&self, offset: usize) -> (usize, usize) {
+    fn line_col(&self, offset: usize) -> (u32, u32) {
         let offset = offset.min(self.text.len());
         let line = self.starts.partition_point(|&s| s <= offset);
         let start = self
@@ -146,18 +209,21 @@ impl<'a> Lines<'a> {
             .get(start..offset)
             .map_or(0, |l| l.chars().count())
             + 1;
-        (line, col)
+        (
+            u32::try_from(line).unwrap_or(u32::MAX),
+            u32::try_from(col).unwrap_or(u32::MAX),
+        )
     }
 }
 
 fn collect_table(
     table: &toml_edit::Table,
     text: &Lines<'_>,
-    path: &mut KeyPath,
-    out: &mut BTreeMap<KeyPath, (usize, usize)>,
+    path: &mut String,
+    out: &mut Positions,
 ) {
     for (key, item) in table.iter() {
-        path.push(key.to_string());
+        let len = push_seg(path, key);
         let span = table
             .key(key)
             .and_then(|k| k.span())
@@ -167,28 +233,23 @@ fn collect_table(
                 .or_insert_with(|| text.line_col(span.start));
         }
         collect_item(item, text, path, out);
-        path.pop();
+        path.truncate(len);
     }
 }
 
-fn collect_item(
-    item: &toml_edit::Item,
-    text: &Lines<'_>,
-    path: &mut KeyPath,
-    out: &mut BTreeMap<KeyPath, (usize, usize)>,
-) {
+fn collect_item(item: &toml_edit::Item, text: &Lines<'_>, path: &mut String, out: &mut Positions) {
     match item {
         toml_edit::Item::Table(t) => collect_table(t, text, path, out),
         toml_edit::Item::Value(v) => collect_value(v, text, path, out),
         toml_edit::Item::ArrayOfTables(a) => {
             for (i, t) in a.iter().enumerate() {
-                path.push(i.to_string());
+                let len = push_seg(path, &i.to_string());
                 if let Some(span) = t.span() {
                     out.entry(path.clone())
                         .or_insert_with(|| text.line_col(span.start));
                 }
                 collect_table(t, text, path, out);
-                path.pop();
+                path.truncate(len);
             }
         }
         toml_edit::Item::None => {}
@@ -198,31 +259,31 @@ fn collect_item(
 fn collect_value(
     value: &toml_edit::Value,
     text: &Lines<'_>,
-    path: &mut KeyPath,
-    out: &mut BTreeMap<KeyPath, (usize, usize)>,
+    path: &mut String,
+    out: &mut Positions,
 ) {
     match value {
         toml_edit::Value::InlineTable(t) => {
             for (key, v) in t.iter() {
-                path.push(key.to_string());
+                let len = push_seg(path, key);
                 let span = t.key(key).and_then(|k| k.span()).or_else(|| v.span());
                 if let Some(span) = span {
                     out.entry(path.clone())
                         .or_insert_with(|| text.line_col(span.start));
                 }
                 collect_value(v, text, path, out);
-                path.pop();
+                path.truncate(len);
             }
         }
         toml_edit::Value::Array(a) => {
             for (i, v) in a.iter().enumerate() {
-                path.push(i.to_string());
+                let len = push_seg(path, &i.to_string());
                 if let Some(span) = v.span() {
                     out.entry(path.clone())
                         .or_insert_with(|| text.line_col(span.start));
                 }
                 collect_value(v, text, path, out);
-                path.pop();
+                path.truncate(len);
             }
         }
         _ => {}
@@ -346,32 +407,48 @@ pub fn merge(
     }
     let file_data = figment_dict(&figment)?;
     let env = EnvLayer::new(env, &file_data);
-    let figment = figment.merge(&env);
-    let data = figment_dict(&figment)?;
+    // The environment usually sets nothing: then the files' merge is the result (no second
+    // merge, no second copy of a large configuration).
+    let (figment, data) = if env.entries.is_empty() {
+        (figment, file_data)
+    } else {
+        let figment = figment.merge(&env);
+        let data = figment_dict(&figment)?;
+        (figment, data)
+    };
 
-    let positions: BTreeMap<&Path, &BTreeMap<KeyPath, (usize, usize)>> = layers
+    let files: HashMap<&Path, (Arc<Path>, &Positions)> = layers
         .iter()
-        .map(|l| (l.path.as_path(), &l.positions))
+        .map(|l| {
+            (
+                l.path.as_path(),
+                (Arc::from(l.path.as_path()), &l.positions),
+            )
+        })
         .collect();
-    let origin_of = |value: &Value, path: &KeyPath| -> Origin {
+    let origin_of = |value: &Value, path: &str| -> Origin {
         match figment
             .get_metadata(value.tag())
             .and_then(|m| m.source.as_ref())
         {
-            Some(Source::File(file)) => {
-                let (line, col) = positions
-                    .get(file.as_path())
-                    .and_then(|p| p.get(path))
-                    .copied()
-                    .unwrap_or((0, 0));
-                Origin::File {
-                    path: file.clone(),
-                    line,
-                    col,
+            Some(Source::File(file)) => match files.get(file.as_path()) {
+                Some((shared, positions)) => {
+                    let (line, col) = positions.get(path).copied().unwrap_or((0, 0));
+                    Origin::File {
+                        path: shared.clone(),
+                        line,
+                        col,
+                    }
                 }
-            }
+                None => Origin::File {
+                    path: Arc::from(file.as_path()),
+                    line: 0,
+                    col: 0,
+                },
+            },
             Some(Source::Custom(s)) if s == ENV_SOURCE => {
-                let var = env.var_behind(path).unwrap_or("KEEPER_?");
+                let segs: KeyPath = path.split(SEP).map(str::to_string).collect();
+                let var = env.var_behind(&segs).unwrap_or("KEEPER_?");
                 Origin::Env {
                     var: var.to_string(),
                 }
@@ -379,7 +456,7 @@ pub fn merge(
             _ => Origin::Default,
         }
     };
-    let root = to_node(&Value::from(data), &mut Vec::new(), &origin_of, true);
+    let root = to_node(Value::from(data), &mut String::new(), &origin_of, true);
     Ok(Merged { root, files: paths })
 }
 
@@ -394,41 +471,42 @@ fn figment_dict(figment: &Figment) -> Result<Dict, Vec<LayerError>> {
 }
 
 fn to_node(
-    value: &Value,
-    path: &mut KeyPath,
-    origin_of: &dyn Fn(&Value, &KeyPath) -> Origin,
+    value: Value,
+    path: &mut String,
+    origin_of: &dyn Fn(&Value, &str) -> Origin,
     root: bool,
 ) -> Node {
     let origin = if root {
         Origin::Default
     } else {
-        origin_of(value, path)
+        origin_of(&value, path)
     };
+    // Consumes the merged values: keys and strings move into the tree instead of being copied.
     let kind = match value {
         Value::Dict(_, d) => NodeKind::Table(
-            d.iter()
+            d.into_iter()
                 .map(|(k, v)| {
-                    path.push(k.clone());
+                    let len = push_seg(path, &k);
                     let n = to_node(v, path, origin_of, false);
-                    path.pop();
-                    (k.clone(), n)
+                    path.truncate(len);
+                    (k, n)
                 })
                 .collect(),
         ),
         Value::Array(_, a) => NodeKind::Array(
-            a.iter()
+            a.into_iter()
                 .enumerate()
                 .map(|(i, v)| {
-                    path.push(i.to_string());
+                    let len = push_seg(path, &i.to_string());
                     let n = to_node(v, path, origin_of, false);
-                    path.pop();
+                    path.truncate(len);
                     n
                 })
                 .collect(),
         ),
-        Value::String(_, s) => NodeKind::Str(s.clone()),
+        Value::String(_, s) => NodeKind::Str(s),
         Value::Char(_, c) => NodeKind::Str(c.to_string()),
-        Value::Bool(_, b) => NodeKind::Bool(*b),
+        Value::Bool(_, b) => NodeKind::Bool(b),
         Value::Num(_, n) => match (n.to_i128(), n.to_f64()) {
             (Some(i), _) if i64::try_from(i).is_ok() => NodeKind::Int(i as i64),
             (_, Some(f)) => NodeKind::Float(f),
@@ -448,15 +526,18 @@ mod tests {
     fn positions_of_keys_headers_and_array_items() {
         let text = "[global]\nrouter_id = \"a\"\n\n[vrrp_instance.VI_1]\n  priority = 100\n  virtual_ipaddress = [\n    \"10.0.0.1\",\n    \"10.0.0.2\",\n  ]\n".to_string();
         let l = FileLayer::parse(Path::new("k.toml"), text).expect("parses");
-        let p = |s: &str| -> KeyPath { s.split('.').map(String::from).collect() };
-        assert_eq!(l.positions.get(&p("global.router_id")), Some(&(2, 1)));
+        let p = |s: &str| -> String { s.replace('.', &SEP.to_string()) };
         assert_eq!(
-            l.positions.get(&p("vrrp_instance.VI_1.priority")),
+            l.positions.get(p("global.router_id").as_str()),
+            Some(&(2, 1))
+        );
+        assert_eq!(
+            l.positions.get(p("vrrp_instance.VI_1.priority").as_str()),
             Some(&(5, 3))
         );
         assert_eq!(
             l.positions
-                .get(&p("vrrp_instance.VI_1.virtual_ipaddress.1")),
+                .get(p("vrrp_instance.VI_1.virtual_ipaddress.1").as_str()),
             Some(&(8, 5))
         );
     }

@@ -114,6 +114,18 @@ pub fn load(
                 path: n.path,
                 message: n.message,
             }));
+            // So is the IPVS plan (groups, services claimed twice, families, sync daemon).
+            let (_, notes) = crate::lvs::plan::plan(cfg);
+            diags.extend(notes.into_iter().map(|n| Diagnostic {
+                severity: if n.error {
+                    Severity::Error
+                } else {
+                    Severity::Warning
+                },
+                origin: root.origin_of(&n.path),
+                path: n.path,
+                message: n.message,
+            }));
         }
     }
     diags.extend(support::not_implemented(&root));

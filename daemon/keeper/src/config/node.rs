@@ -14,7 +14,8 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
-use std::path::PathBuf;
+use std::path::Path;
+use std::sync::Arc;
 
 use serde::de::{
     self, DeserializeOwned, DeserializeSeed, EnumAccess, IntoDeserializer, MapAccess, SeqAccess,
@@ -26,9 +27,10 @@ use serde::de::{
 pub enum Origin {
     /// A TOML file, 1-based line and column of the key (or of the array element).
     File {
-        path: PathBuf,
-        line: usize,
-        col: usize,
+        /// Shared by every value of the file (one allocation per file, not per key).
+        path: Arc<Path>,
+        line: u32,
+        col: u32,
     },
     /// An environment variable (`KEEPER_…`).
     Env { var: String },
@@ -38,7 +40,7 @@ pub enum Origin {
 
 impl Origin {
     /// Orders diagnostics as an operator reads them: by file and line, then variables.
-    pub fn sort_key(&self) -> (u8, String, usize, usize) {
+    pub fn sort_key(&self) -> (u8, String, u32, u32) {
         match self {
             Origin::File { path, line, col } => (0, path.display().to_string(), *line, *col),
             Origin::Env { var } => (1, var.clone(), 0, 0),
@@ -144,27 +146,30 @@ impl Node {
         best
     }
 
-    /// Every leaf path that was written somewhere (not a default), for "accepted, not implemented".
-    pub fn written_paths(&self) -> Vec<KeyPath> {
-        fn walk(node: &Node, path: &mut KeyPath, out: &mut Vec<KeyPath>) {
+    /// Calls `visit` with every leaf path that was written somewhere (not a default), for
+    /// "accepted, not implemented"; the path is borrowed (no allocation per key).
+    pub fn for_each_written(&self, visit: &mut dyn FnMut(&[&str], &Node)) {
+        fn walk<'a>(
+            node: &'a Node,
+            path: &mut Vec<&'a str>,
+            visit: &mut dyn FnMut(&[&str], &Node),
+        ) {
             match &node.kind {
                 NodeKind::Table(t) => {
                     for (k, v) in t {
-                        path.push(k.clone());
-                        walk(v, path, out);
+                        path.push(k);
+                        walk(v, path, visit);
                         path.pop();
                     }
                 }
                 _ => {
                     if node.origin != Origin::Default {
-                        out.push(path.clone());
+                        visit(path, node);
                     }
                 }
             }
         }
-        let mut out = Vec::new();
-        walk(self, &mut Vec::new(), &mut out);
-        out
+        walk(self, &mut Vec::new(), visit);
     }
 
     fn kind_name(&self) -> &'static str {

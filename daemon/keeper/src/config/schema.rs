@@ -34,6 +34,12 @@ pub struct Config {
     // --- end of tracked files and processes ----------------------------------------------------
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub virtual_server: BTreeMap<String, VirtualServer>,
+    /// `virtual_server_group NAME { … }`: the members, in keepalived syntax, each `"IP [PORT]"`,
+    /// `"IP-LAST [PORT]"` (IPv4: last byte, decimal; IPv6: last group, hex), `"IP-IP [PORT]"`,
+    /// `"IP/PREFIX [PORT]"`, or `"fwmark N [inet|inet6]"`. A `virtual_server` with
+    /// `group = NAME` becomes one IPVS service per member, all with its real servers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub virtual_server_group: BTreeMap<String, Vec<String>>,
 }
 
 fn default_true() -> bool {
@@ -121,12 +127,26 @@ pub struct Global {
     /// Wait for interfaces that do not exist yet instead of failing.
     #[serde(default)]
     pub dynamic_interfaces: bool,
+    /// At start, delete every IPVS service that is not configured (keepalived flushes the
+    /// table; keeper adopts configured services in place instead, so they never disappear).
     #[serde(default)]
     pub lvs_flush: bool,
+    /// At stop: `false` (default) leaves the table as it is, so a restart never empties it;
+    /// `true` or `"ALL"` flushes the whole table; `"VS"` deletes keeperd's own services.
     #[serde(default)]
-    pub lvs_flush_on_stop: bool,
+    pub lvs_flush_on_stop: FlushOnStop,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lvs_timeouts: Option<LvsTimeouts>,
+    /// The IPVS connection sync daemon (keepalived's newer form of
+    /// `vrrp_instance.*.lvs_sync_daemon_interface`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lvs_sync_daemon: Option<LvsSyncDaemon>,
+    /// keeper's own: set the kernel's `net.ipv4.vs.expire_quiescent_template` to 1 when IPVS is
+    /// in use, so that persistence templates pointing at a real server with weight 0
+    /// (`inhibit_on_failure`) expire and clients do not stay on a dead server. `false` leaves
+    /// the sysctl as it is.
+    #[serde(default = "default_true")]
+    pub expire_quiescent_template: bool,
     /// User (and optionally `user:group`) that runs notify, track and check scripts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script_user: Option<String>,
@@ -178,8 +198,10 @@ impl Default for Global {
             vrrp_no_swap: false,
             dynamic_interfaces: false,
             lvs_flush: false,
-            lvs_flush_on_stop: false,
+            lvs_flush_on_stop: FlushOnStop::No,
             lvs_timeouts: None,
+            lvs_sync_daemon: None,
+            expire_quiescent_template: true,
             script_user: None,
             notify_fifo: None,
             notify_script_timeout: default_notify_script_timeout(),
@@ -200,6 +222,82 @@ pub struct LvsTimeouts {
     pub tcpfin: Option<Secs>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub udp: Option<Secs>,
+}
+
+/// `lvs_flush_on_stop`: keepalived's bare keyword (`true`), `ALL` or `VS`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FlushOnStop {
+    #[default]
+    No,
+    /// Flush the whole IPVS table.
+    All,
+    /// Delete the services keeperd manages, nothing else.
+    Vs,
+}
+
+impl<'de> Deserialize<'de> for FlushOnStop {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, Visitor};
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = FlushOnStop;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("true, false, \"ALL\" or \"VS\"")
+            }
+            fn visit_bool<E: Error>(self, v: bool) -> Result<FlushOnStop, E> {
+                Ok(if v { FlushOnStop::All } else { FlushOnStop::No })
+            }
+            fn visit_str<E: Error>(self, v: &str) -> Result<FlushOnStop, E> {
+                match v {
+                    "ALL" | "all" | "true" => Ok(FlushOnStop::All),
+                    "VS" | "vs" => Ok(FlushOnStop::Vs),
+                    "false" => Ok(FlushOnStop::No),
+                    _ => Err(E::custom(format!(
+                        "unknown value {v:?}, expected true, false, \"ALL\" or \"VS\""
+                    ))),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Serialize for FlushOnStop {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            FlushOnStop::No => s.serialize_bool(false),
+            FlushOnStop::All => s.serialize_bool(true),
+            FlushOnStop::Vs => s.serialize_str("VS"),
+        }
+    }
+}
+
+/// `lvs_sync_daemon INTERFACE [inst VRRP_INSTANCE] [id SYNC_ID] [maxlen LEN] [port PORT]
+/// [ttl TTL] [group ADDR]`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct LvsSyncDaemon {
+    /// Interface the sync messages use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// The VRRP instance whose state drives the daemon: master daemon while it is MASTER,
+    /// backup daemon otherwise. Without it both daemons run all the time (keepalived).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inst: Option<String>,
+    /// Sync ID 0-255; default the instance's VRID (0 without an instance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+    /// Largest sync message payload (kernel default when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maxlen: Option<i64>,
+    /// UDP port (kernel default 8848).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i64>,
+    /// Multicast TTL (kernel default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<i64>,
+    /// Multicast group (kernel default 224.0.0.81).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<IpAddr>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -583,6 +681,14 @@ pub enum LbAlgo {
     Ovf,
 }
 
+/// `ip_family` of a firewall-mark virtual server.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum IpFamily {
+    Inet,
+    Inet6,
+}
+
 fn default_delay_loop() -> Secs {
     Secs::from_secs(60)
 }
@@ -607,6 +713,24 @@ pub struct VirtualServer {
     pub lb_algo: LbAlgo,
     #[serde(default)]
     pub lb_kind: LbKind,
+    /// Scheduler flags of `sh` and `mh` (keepalived's keywords; ipvsadm's `-b`).
+    #[serde(default, rename = "sh-port")]
+    pub sh_port: bool,
+    #[serde(default, rename = "sh-fallback")]
+    pub sh_fallback: bool,
+    #[serde(default, rename = "mh-port")]
+    pub mh_port: bool,
+    #[serde(default, rename = "mh-fallback")]
+    pub mh_fallback: bool,
+    /// One-packet scheduling (UDP: every datagram is scheduled).
+    #[serde(default)]
+    pub ops: bool,
+    /// Address family of a `fwmark` service: `inet` or `inet6`; default the real servers'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_family: Option<IpFamily>,
+    /// Persistence engine, e.g. `sip`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence_engine: Option<String>,
     /// Persistence in seconds; 0 or unset is off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persistence_timeout: Option<Secs>,
@@ -616,8 +740,12 @@ pub struct VirtualServer {
     /// `"IP PORT"`: used when no real server is healthy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sorry_server: Option<String>,
+    /// Keep the sorry server in the table with weight 0 while it is not needed.
     #[serde(default)]
     pub sorry_server_inhibit: bool,
+    /// Forwarding of the sorry server; default `lb_kind`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sorry_server_lvs_method: Option<LbKind>,
     /// Default for the real servers: weight 0 instead of removal on failure.
     #[serde(default)]
     pub inhibit_on_failure: bool,

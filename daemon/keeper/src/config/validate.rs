@@ -486,12 +486,7 @@ fn check_virtual_servers(c: &mut Checker, cfg: &Config) {
         if let Some(m) = vs.fwmark {
             c.range(with(&base, &["fwmark"]), m, 1, u32::MAX as i64);
         }
-        if let Some(g) = &vs.group {
-            c.error(
-                with(&base, &["group"]),
-                format!("virtual_server_group {g:?}: groups are not supported yet"),
-            );
-        }
+        // Groups, service clashes across groups and families: `lvs::plan` (notes in `load`).
         let key = match (vs.ip, vs.port, vs.fwmark) {
             (Some(ip), Some(port), _) => Some(format!("{:?} {ip} {port}", vs.protocol)),
             (_, _, Some(m)) => Some(format!("fwmark {m}")),

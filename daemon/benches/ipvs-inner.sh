@@ -1,0 +1,82 @@
+# Runs inside the benchmark VM (see ipvs.sh): for keeperd and keepalived, RUNS times each,
+# the cold start (process start -> every service and real server in /proc/net/ip_vs) and a
+# reload changing one real server's weight (SIGHUP -> the new weight in /proc/net/ip_vs).
+# Prints `RESULT IMPL cold|reload MS`. Both daemons program the same table, no checkers.
+#
+# Every run uses a fresh network namespace: IPVS state is per namespace, and a namespace that
+# has just lost thousands of entries keeps them in the kernel's destination trash for minutes,
+# where every later addition searches them (that would penalise whichever daemon runs next).
+set -u
+X=/x
+O=/out
+RUNS=$(cat $X/runs)
+ONLY=$(cat $X/only 2>/dev/null || echo "keeperd keepalived")
+TMO=$(cat $X/timeout-ms 2>/dev/null || echo 600000)
+LINES=$(cat $X/lines)
+LINE=$(cat $X/reload.line)
+mkdir -p /etc/keeper /run/keeper /etc/keepalived
+# keeperd started as root switches to the `keeper` user (keeping CAP_NET_ADMIN/NET_RAW); its
+# runtime directory is its own, as systemd's RuntimeDirectory= makes it.
+printf 'root:x:0:0:root:/root:/bin/sh\nkeeper:x:999:999::/nonexistent:/bin/false\n' >/etc/passwd
+printf 'root:x:0:\nkeeper:x:999:\n' >/etc/group
+mkdir -p /run/keeper && chown keeper:keeper /run/keeper
+
+PATH=/sbin:/bin:$X
+fail() { echo "FAIL $*"; exit 1; }
+NS=
+# fresh: a new namespace for the next run; the previous one is deleted and given time to go.
+fresh() {
+  [ -n "$NS" ] && /sbin/ip netns del "$NS"
+  NS=bench$1
+  /sbin/ip netns add "$NS"
+  /sbin/ip -n "$NS" link set lo up
+  sync; sleep 3
+}
+in_ns() { /sbin/ip netns exec "$NS" "$@"; }
+
+run_keeperd() {
+  fresh "k$1"
+  cp $X/keeper-cold.toml /etc/keeper/keeper.toml
+  echo "mark keeperd cold $1" >>"$O/poll.log"
+  ms=$(in_ns ipvs-poll --lines "$LINES" --timeout-ms "$TMO" -- \
+       sh -c 'exec keeperd --config /etc/keeper/keeper.toml >>/out/keeperd.log 2>&1' 2>>"$O/poll.log") \
+       || fail "keeperd cold"
+  echo "RESULT keeperd cold $ms"
+  pid=$(pidof keeperd)
+  # Idle before the reload: its control socket answers, and a second more.
+  until keeperctl status >/dev/null 2>&1; do sleep 0.1; done
+  sleep 1
+  echo "RSS keeperd $(awk '/^VmRSS/ {print $2}' /proc/$pid/status)"
+  cp $X/keeper-reload.toml /etc/keeper/keeper.toml
+  echo "mark keeperd reload $1" >>"$O/poll.log"
+  ms=$(in_ns ipvs-poll --contains "$LINE" --timeout-ms "$TMO" --signal "$pid" HUP 2>>"$O/poll.log") \
+       || fail "keeperd reload"
+  echo "RESULT keeperd reload $ms"
+  kill -TERM "$pid"; while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+}
+
+run_keepalived() {
+  fresh "a$1"
+  cp $X/keepalived-cold.conf /etc/keepalived/keepalived.conf
+  ms=$(in_ns ipvs-poll --lines "$LINES" --timeout-ms "$TMO" -- \
+       sh -c 'exec keepalived -n -l -D -C -f /etc/keepalived/keepalived.conf -p /run/ka.pid -c /run/ka-c.pid -r /run/ka-r.pid >>/out/keepalived.log 2>&1' \
+       2>>"$O/poll.log") || fail "keepalived cold"
+  echo "RESULT keepalived cold $ms"
+  sleep 2
+  pid=$(cat /run/ka.pid)
+  rss=0; for p in $pid $(cat /run/ka-c.pid); do
+    rss=$((rss + $(awk '/^VmRSS/ {print $2}' /proc/$p/status)))
+  done
+  echo "RSS keepalived $rss"
+  cp $X/keepalived-reload.conf /etc/keepalived/keepalived.conf
+  ms=$(in_ns ipvs-poll --contains "$LINE" --timeout-ms "$TMO" --signal "$pid" HUP 2>>"$O/poll.log") \
+       || fail "keepalived reload"
+  echo "RESULT keepalived reload $ms"
+  kill -TERM "$pid"; while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+}
+
+for i in $(seq "$RUNS"); do
+  for impl in $ONLY; do "run_$impl" "$i"; done
+done
+[ -n "$NS" ] && /sbin/ip netns del "$NS"
+true

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# IPVS programming benchmark: keeperd vs keepalived in one QEMU VM (Debian's kernel), the same
+# table of SERVICES x REALS (default 1,000 x 10, DR, wrr, no checkers):
+#   cold    process start -> every entry visible in /proc/net/ip_vs
+#   reload  SIGHUP with one real server's weight changed -> the new weight visible
+# Prints every run, the medians, and where keeperd's time goes (from its log). Each run gets a
+# fresh network namespace (see ipvs-inner.sh). Results: docs/benchmarks.md.
+#
+# usage: daemon/benches/ipvs.sh [SERVICES [REALS]]     (RUNS=5 VM_SMP=2 VM_MEM=1G by default;
+#        ONLY=keeperd or ONLY=keepalived runs one; KEEP=1 keeps the VM's logs)
+# Needs: qemu-system-x86, busybox-static, cpio, ipvsadm, iproute2, keepalived, binutils,
+# python3, rustc.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+services=${1:-1000}; reals=${2:-10}
+work=$(mktemp -d /tmp/keeper-ipvs-bench-XXXXXX)
+trap '[ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"' EXIT
+(cd "$top" && cargo build -q --release -p keeper --bins)
+target=$(cd "$top" && cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+for b in keeperd keeperctl; do strip -o "$work/$b" "$target/release/$b"; done
+rustc -O --edition 2024 "$here/ipvs-poll.rs" -o "$work/ipvs-poll"
+python3 "$here/ipvs-gen.py" "$work/gen" "$services" "$reals"
+echo "${RUNS:-5}" >"$work/gen/runs"
+echo "${ONLY:-keeperd keepalived}" >"$work/gen/only"
+echo "${POLL_TIMEOUT_MS:-600000}" >"$work/gen/timeout-ms"
+echo "RUNS=${RUNS:-5} $services services x $reals real servers; keeperd $(git -C "$top" rev-parse --short HEAD), $(keepalived --version 2>&1 | head -1); VM: ${VM_SMP:-2} vCPU TCG"
+VM_TOOLS="keepalived ip" VM_SMP=${VM_SMP:-2} VM_MEM=${VM_MEM:-1G} VM_TIMEOUT=${VM_TIMEOUT:-3000} \
+  "$top/daemon/ipvs/tests/vm/run-in-vm.sh" "$work/out" "$here/ipvs-inner.sh" \
+  "$work/keeperd" "$work/keeperctl" "$work/ipvs-poll" "$work"/gen/* >"$work/vm.log" 2>&1 || true
+grep -E '^(RESULT|FAIL)' "$work/vm.log" | tee "$work/results" || true
+grep -E '^RSS' "$work/vm.log" | awk '{s[$2]+=$3; n[$2]++} END {for (i in s) printf "RSS %s: %.1f MB (mean of %d)\n", i, s[i]/n[i]/1024, n[i]}' || true
+if grep -q '^FAIL' "$work/results" || ! grep -q '^RESULT' "$work/results"; then
+  tail -20 "$work/vm.log"; exit 1
+fi
+python3 - "$work/results" "$work/out" <<'EOF'
+import re, statistics, sys
+from datetime import datetime
+from pathlib import Path
+
+results, out = sys.argv[1], Path(sys.argv[2])
+runs = {}
+for line in open(results):
+    _, impl, what, ms = line.split()
+    runs.setdefault((impl, what), []).append(float(ms))
+print("median ms (min-max):")
+for (impl, what), v in sorted(runs.items()):
+    print(f"  {impl:10} {what:6} {statistics.median(v):9.1f}  ({min(v):.1f}-{max(v):.1f}, n={len(v)})")
+
+# keeperd's phases: the event (t0 from ipvs-poll) to its log lines.
+def ts(line):
+    m = re.match(r"(?:\x1b\[[0-9;]*m)*(\d{4}-\d\d-\d\dT[\d:.]+)Z", line)
+    return datetime.fromisoformat(m.group(1) + "+00:00").timestamp() if m else None
+
+log = [(ts(l), re.sub(r"\x1b\[[0-9;]*m", "", l)) for l in (out / "keeperd.log").read_text().splitlines()]
+log = [(t, l) for t, l in log if t]
+events, mark = [], None
+for l in (out / "poll.log").read_text().splitlines():
+    if l.startswith("mark keeperd"):
+        mark = l.split()[2]
+    elif l.startswith("ipvs-poll: t0") and mark:
+        events.append((mark, float(l.split()[2])))
+        mark = None
+
+def after(t0, pattern):
+    return next((t for t, l in log if t >= t0 and re.search(pattern, l)), None)
+
+phases = {"cold": [], "reload": []}
+for what, t0 in events:
+    if what == "cold":
+        started, applied = after(t0, "keeperd started"), after(t0, r"ipvs: \d+ operations")
+        if started and applied:
+            phases["cold"].append((started - t0, applied - started))
+    else:
+        loaded, applied = after(t0, "configuration reloaded"), after(t0, r"ipvs: \d+ operations")
+        if loaded and applied:
+            phases["reload"].append((loaded - t0, applied - loaded))
+labels = {"cold": ("start + configuration", "IPVS (dump, plan, apply)"),
+          "reload": ("configuration", "IPVS (plan, apply)")}
+print("keeperd phases, median ms:")
+for what, v in phases.items():
+    if v:
+        a, b = labels[what]
+        print(f"  {what:6} {a}: {statistics.median(x for x, _ in v) * 1000:.1f}, "
+              f"{b}: {statistics.median(y for _, y in v) * 1000:.1f}")
+EOF
