@@ -382,6 +382,18 @@ fn initial_status(plan: &ServerPlan, machine: &ServerMachine) -> ServerStatus {
     }
 }
 
+/// Hands the heap's free pages back to the kernel. Loading a large configuration peaks far above
+/// what keeperd keeps (10,000 checked real servers: 78 MB at the peak, half of it freed at
+/// once), and glibc keeps freed memory mapped; the checkers are installed right after a load
+/// or reload, so this is where that peak ends.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists; no pointer is passed.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// How many attempts may be in flight: each holds a socket or a child's pipes, so stay well
 /// inside the file descriptor limit (raised to its hard limit first).
 fn in_flight_limit() -> usize {
@@ -605,6 +617,7 @@ impl Engine {
         }
         self.install_quorums(virtual_servers);
         self.watch_files(file_specs, first).await;
+        release_freed_memory();
     }
 
     /// Installs the virtual servers' quorums: kept ones keep their state and are judged again

@@ -828,24 +828,25 @@ pub struct RealServer {
     pub virtualhost: Option<String>,
     // --- end of health-check defaults
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tcp_check: Option<TcpCheck>,
+    pub tcp_check: Option<Box<TcpCheck>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub http_get: Option<HttpCheck>,
+    pub http_get: Option<Box<HttpCheck>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ssl_get: Option<HttpCheck>,
+    pub ssl_get: Option<Box<HttpCheck>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub misc_check: Option<MiscCheck>,
-    // --- health checks II (check/): UDP, DNS, ICMP, SMTP and file checkers
+    pub misc_check: Option<Box<MiscCheck>>,
+    // --- health checks II (check/): UDP, DNS, ICMP, SMTP and file checkers. Boxed: most real
+    // servers have none of them, and inline they would add 750 bytes to every real server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub udp_check: Option<UdpCheck>,
+    pub udp_check: Option<Box<UdpCheck>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dns_check: Option<DnsCheck>,
+    pub dns_check: Option<Box<DnsCheck>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ping_check: Option<PingCheck>,
+    pub ping_check: Option<Box<PingCheck>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub smtp_check: Option<SmtpCheck>,
+    pub smtp_check: Option<Box<SmtpCheck>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub file_check: Option<FileCheck>,
+    pub file_check: Option<Box<FileCheck>>,
     // --- end of health checks II
 }
 
