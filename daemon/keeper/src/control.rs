@@ -45,6 +45,36 @@ pub struct Status {
     pub real_servers: Vec<RealServerView>,
     #[serde(default)]
     pub checker: Option<CheckerStatsView>,
+    /// Each virtual server's quorum (health checks), in configuration order.
+    #[serde(default)]
+    pub virtual_servers: Vec<QuorumView>,
+}
+
+/// A virtual server's quorum: the live weight of its real servers against `quorum` and
+/// `hysteresis`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct QuorumView {
+    pub virtual_server: String,
+    /// `up` (quorum) or `down`.
+    pub state: String,
+    pub weight: u64,
+    pub quorum: u64,
+    pub hysteresis: u64,
+    /// Seconds since the Unix epoch of the last change (none since start: null).
+    pub since: Option<f64>,
+}
+
+impl From<&crate::check::QuorumStatus> for QuorumView {
+    fn from(q: &crate::check::QuorumStatus) -> Self {
+        QuorumView {
+            virtual_server: q.virtual_server.clone(),
+            state: up_down(q.up),
+            weight: q.weight,
+            quorum: q.quorum,
+            hysteresis: q.hysteresis,
+            since: q.since.map(epoch_secs),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -248,6 +248,7 @@ async fn event_loop(
                         vrrp_malformed: driver.malformed,
                         real_servers: checkers.status().iter().map(Into::into).collect(),
                         checker: Some(checkers.stats().into()),
+                        virtual_servers: checkers.quorums().iter().map(Into::into).collect(),
                     }),
                     Request::Reload => {
                         notifier.reloading();

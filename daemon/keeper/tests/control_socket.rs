@@ -28,6 +28,7 @@ fn server(path: &Path) -> std::thread::JoinHandle<()> {
                         vrrp_malformed: 0,
                         real_servers: Vec::new(),
                         checker: None,
+                        virtual_servers: Vec::new(),
                     }),
                     Request::Reload => Response::Reloaded {
                         ok: true,

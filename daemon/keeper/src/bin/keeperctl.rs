@@ -108,6 +108,8 @@ fn main() -> ExitCode {
                 );
             }
             print_real_servers(&s.real_servers);
+            print_quorums(&s.virtual_servers);
+            print_checker(s.checker.as_ref(), s.real_servers.len());
         }
         (
             Command::Ipvs {
@@ -178,6 +180,55 @@ fn ago(at: Option<f64>) -> String {
         0..120 => format!("{s}s"),
         120..7200 => format!("{}m", s / 60),
         _ => format!("{}h", s / 3600),
+    }
+}
+
+/// The checker's own counters: how much it does and whether it starts attempts on time.
+fn print_checker(stats: Option<&control::CheckerStatsView>, servers: usize) {
+    let Some(c) = stats else { return };
+    if servers == 0 {
+        return;
+    }
+    println!();
+    println!(
+        "checker: {} attempts, {} in flight (limit {}), {} started late by more than 10 % of \
+         their interval, latest start {:.1} ms after due",
+        c.attempts, c.in_flight, c.limit, c.late_starts, c.max_lateness_ms
+    );
+    let buckets = ["<1ms", "<4ms", "<16ms", "<64ms", "<256ms", "<1s", ">=1s"];
+    let by_lateness: Vec<String> = buckets
+        .iter()
+        .zip(&c.lateness_histogram)
+        .map(|(b, n)| format!("{b} {n}"))
+        .collect();
+    if !by_lateness.is_empty() {
+        println!("checker starts by lateness: {}", by_lateness.join(", "));
+    }
+}
+
+/// Virtual servers whose quorum is not the default (1, no hysteresis) or is lost.
+fn print_quorums(vs: &[control::QuorumView]) {
+    let shown: Vec<_> = vs
+        .iter()
+        .filter(|q| q.state != "up" || q.quorum != 1 || q.hysteresis != 0)
+        .collect();
+    if shown.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "{:<24} {:<6} {:>8} {:>8} {:>6}",
+        "VIRTUAL SERVER", "QUORUM", "WEIGHT", "NEEDS", "SINCE"
+    );
+    for q in shown {
+        println!(
+            "{:<24} {:<6} {:>8} {:>8} {:>6}",
+            q.virtual_server,
+            q.state,
+            q.weight,
+            format!("{}±{}", q.quorum, q.hysteresis),
+            ago(q.since)
+        );
     }
 }
 

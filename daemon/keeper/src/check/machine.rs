@@ -19,12 +19,22 @@
 //!   concurrency bound was reached) is counted from when it was due, and a next attempt that
 //!   would already be past skips whole intervals. So checks keep the phases they were spread
 //!   over and never bunch up after a stall. On time, this is keepalived's timing exactly.
+//! - `smtp_check` counts its retries per round instead (`check_smtp.c`, [`RetryRule::EachRound`]):
+//!   every round starts with no failure counted, each failure but the last of `1 + retry` is
+//!   retried after `delay_before_retry`, also while DOWN and before the first result; the last
+//!   decides DOWN, and the next round comes `delay_loop` later.
+//! - `file_check` has no attempts: the value in its file sets its state and weight at once
+//!   ([`CheckerMachine::observe`], `track_file.c`).
 //! - A real server is UP when every one of its checkers is UP; its weight is the dynamic weight a
-//!   `misc_dynamic` script last reported, else the configured one.
+//!   `misc_dynamic` script last reported, else the configured one, plus the weights the
+//!   `file_check`s add (keepalived's effective weight), bounded to 0..=2^31-1 as IPVS takes it.
 //! - `notify_up` / `notify_down` run when the real server changes state, and `notify_down` also
 //!   when under `alpha` a first failed result confirms the DOWN it started in.
 
 use std::time::{Duration, Instant};
+
+/// The largest weight IPVS takes (keepalived's `IPVS_WEIGHT_LIMIT`).
+pub const MAX_WEIGHT: i64 = i32::MAX as i64;
 
 /// keepalived's `BOOTSTRAP_DELAY`: the first attempt never runs before this much after start.
 pub const BOOTSTRAP_DELAY: Duration = Duration::from_secs(1);
@@ -39,6 +49,18 @@ pub enum Anchor {
     AttemptStart,
 }
 
+/// How failed attempts are counted towards DOWN.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RetryRule {
+    /// keepalived's common rule (TCP, HTTP, UDP, DNS, ping, misc): an UP checker goes DOWN
+    /// after `1 + retry` consecutive failures; before the first result one failure is enough;
+    /// a DOWN checker is not retried, only tried again every `interval_while_down`.
+    #[default]
+    WhileUp,
+    /// `smtp_check`: rounds of up to `1 + retry` attempts, whatever the state.
+    EachRound,
+}
+
 /// A checker's timing, every default already applied (see `plan.rs`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timing {
@@ -51,6 +73,7 @@ pub struct Timing {
     /// Interval between attempts while DOWN.
     pub interval_while_down: Duration,
     pub anchor: Anchor,
+    pub retries: RetryRule,
 }
 
 impl Timing {
@@ -63,6 +86,7 @@ impl Timing {
             warmup: delay_loop,
             interval_while_down: delay_loop,
             anchor: Anchor::AttemptEnd,
+            retries: RetryRule::WhileUp,
         }
     }
 }
@@ -152,6 +176,8 @@ pub struct CheckerMachine {
     /// Failed attempts since the last success, beyond which the next failure is final.
     retry_it: u32,
     weight: Option<u32>,
+    /// What this checker adds to the real server's weight while UP (`file_check`).
+    delta: i64,
 }
 
 impl CheckerMachine {
@@ -160,9 +186,14 @@ impl CheckerMachine {
             timing,
             up: !alpha,
             has_run: false,
-            // keepalived: "For non alpha mode, one failure is enough initially."
-            retry_it: timing.retry,
+            // keepalived: "For non alpha mode, one failure is enough initially." (Its SMTP
+            // checker starts every round at 0, the first one included.)
+            retry_it: match timing.retries {
+                RetryRule::WhileUp => timing.retry,
+                RetryRule::EachRound => 0,
+            },
             weight: None,
+            delta: 0,
         }
     }
 
@@ -175,6 +206,7 @@ impl CheckerMachine {
             has_run: true,
             retry_it: 0,
             weight: None,
+            delta: 0,
         }
     }
 
@@ -200,6 +232,27 @@ impl CheckerMachine {
         if self.up { self.weight } else { None }
     }
 
+    /// What this checker adds to the weight while UP (`file_check`).
+    pub fn delta(&self) -> i64 {
+        if self.up { self.delta } else { 0 }
+    }
+
+    /// Sets the state of a checker that has no attempts (`file_check`: the file's value
+    /// decides at once, as keepalived's track files). `now` is the step's `next_attempt`.
+    pub fn observe(&mut self, now: Instant, up: bool, delta: i64) -> CheckerStep {
+        let step = CheckerStep {
+            became: (up != self.up).then_some(up),
+            confirmed_down: false,
+            weight_changed: self.has_run && self.up && up && delta != self.delta,
+            next_attempt: now,
+        };
+        self.up = up;
+        self.delta = if up { delta } else { 0 };
+        self.has_run = true;
+        self.retry_it = 0;
+        step
+    }
+
     /// When the first attempt runs: `spread` in [0, 1] picks the point in the warmup window
     /// (the driver draws it at random so that checks do not start together).
     pub fn first_attempt(&self, start: Instant, spread: f64) -> Instant {
@@ -220,6 +273,7 @@ impl CheckerMachine {
             weight_changed: false,
             next_attempt: a.finished,
         };
+        let mut decided = true;
         let delay = match outcome {
             Outcome::Pass { weight } => {
                 self.retry_it = 0;
@@ -231,6 +285,26 @@ impl CheckerMachine {
                 }
                 self.weight = *weight;
                 t.delay_loop
+            }
+            Outcome::Fail { .. } if t.retries == RetryRule::EachRound => {
+                if self.retry_it < t.retry {
+                    // A retry inside the round decides nothing (the first result is still to
+                    // come for an alpha checker).
+                    self.retry_it += 1;
+                    decided = false;
+                    t.delay_before_retry
+                } else {
+                    // The round is over: the next one starts with nothing counted.
+                    self.retry_it = 0;
+                    self.weight = None;
+                    if self.up {
+                        self.up = false;
+                        step.became = Some(false);
+                    } else if !self.has_run {
+                        step.confirmed_down = true;
+                    }
+                    t.delay_loop
+                }
             }
             Outcome::Fail { .. } => {
                 if (self.up || !self.has_run) && self.retry_it >= t.retry {
@@ -252,7 +326,7 @@ impl CheckerMachine {
                 }
             }
         };
-        self.has_run = true;
+        self.has_run |= decided;
         // Counted from when the attempt was due, as if it had started then.
         let anchor = match t.anchor {
             Anchor::AttemptEnd => a.due + a.finished.saturating_duration_since(a.started),
@@ -283,6 +357,8 @@ pub struct ServerStep {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerMachine {
     checkers: Vec<CheckerMachine>,
+    /// The configured weight, which `file_check` weights add to.
+    configured: u32,
     up: bool,
     weight: Option<u32>,
     /// A notify has run since start (the alpha confirmation runs at most once, before any).
@@ -290,9 +366,10 @@ pub struct ServerMachine {
 }
 
 impl ServerMachine {
-    pub fn new(checkers: Vec<CheckerMachine>) -> ServerMachine {
+    pub fn new(checkers: Vec<CheckerMachine>, configured: u32) -> ServerMachine {
         let mut m = ServerMachine {
             checkers,
+            configured,
             up: false,
             weight: None,
             notified: false,
@@ -303,12 +380,17 @@ impl ServerMachine {
 
     fn aggregate(&self) -> (bool, Option<u32>) {
         let up = self.checkers.iter().all(CheckerMachine::is_up);
-        let weight = if up {
-            self.checkers.iter().find_map(CheckerMachine::weight)
-        } else {
-            None
-        };
-        (up, weight)
+        if !up {
+            return (false, None);
+        }
+        let dynamic = self.checkers.iter().find_map(CheckerMachine::weight);
+        let delta: i64 = self.checkers.iter().map(CheckerMachine::delta).sum();
+        if delta == 0 {
+            return (true, dynamic);
+        }
+        let base = i64::from(dynamic.unwrap_or(self.configured));
+        let w = base.saturating_add(delta).clamp(0, MAX_WEIGHT);
+        (true, Some(u32::try_from(w).unwrap_or(0)))
     }
 
     pub fn is_up(&self) -> bool {
@@ -332,6 +414,23 @@ impl ServerMachine {
         outcome: &Outcome,
     ) -> Option<ServerStep> {
         let checker = self.checkers.get_mut(index)?.on_result(attempt, outcome);
+        Some(self.step(checker))
+    }
+
+    /// Sets the state of checker `index` that has no attempts (`file_check`); `None` if there
+    /// is no such checker.
+    pub fn observe(
+        &mut self,
+        index: usize,
+        now: Instant,
+        up: bool,
+        delta: i64,
+    ) -> Option<ServerStep> {
+        let checker = self.checkers.get_mut(index)?.observe(now, up, delta);
+        Some(self.step(checker))
+    }
+
+    fn step(&mut self, checker: CheckerStep) -> ServerStep {
         let (up, weight) = self.aggregate();
         let notify = if up != self.up {
             Some(if up { Notify::Up } else { Notify::Down })
@@ -344,11 +443,11 @@ impl ServerMachine {
         self.up = up;
         self.weight = weight;
         self.notified |= notify.is_some();
-        Some(ServerStep {
+        ServerStep {
             checker,
             verdict_changed,
             notify,
-        })
+        }
     }
 }
 
@@ -367,6 +466,7 @@ mod tests {
             warmup: 6 * S,
             interval_while_down: 6 * S,
             anchor: Anchor::AttemptEnd,
+            retries: RetryRule::WhileUp,
         }
     }
 
@@ -450,7 +550,7 @@ mod tests {
     #[test]
     fn dynamic_weight_follows_while_up() {
         let t0 = Instant::now();
-        let mut m = ServerMachine::new(vec![CheckerMachine::new(timing(0), false)]);
+        let mut m = ServerMachine::new(vec![CheckerMachine::new(timing(0), false)], 1);
         let w = |w| Outcome::Pass { weight: Some(w) };
         let s = m
             .on_result(0, Attempt::on_time(t0, t0), &w(5))
@@ -480,7 +580,7 @@ mod tests {
     fn all_checkers_must_pass() {
         let t0 = Instant::now();
         let mk = || CheckerMachine::new(timing(0), false);
-        let mut m = ServerMachine::new(vec![mk(), mk()]);
+        let mut m = ServerMachine::new(vec![mk(), mk()], 1);
         let fail = Outcome::fail("refused");
         let s = m.on_result(0, Attempt::on_time(t0, t0), &fail).expect("0");
         assert_eq!(s.notify, Some(Notify::Down));
@@ -501,7 +601,7 @@ mod tests {
     fn alpha_server_notifies_down_once_on_confirmation() {
         let t0 = Instant::now();
         let mk = || CheckerMachine::new(timing(0), true);
-        let mut m = ServerMachine::new(vec![mk(), mk()]);
+        let mut m = ServerMachine::new(vec![mk(), mk()], 1);
         assert!(!m.is_up());
         let fail = Outcome::fail("refused");
         let s = m.on_result(0, Attempt::on_time(t0, t0), &fail).expect("0");
@@ -528,8 +628,87 @@ mod tests {
     }
 
     #[test]
+    fn smtp_retries_every_round_whatever_the_state() {
+        let t0 = Instant::now();
+        let mut t = timing(2);
+        t.retries = RetryRule::EachRound;
+        let mut m = CheckerMachine::new(t, false);
+        // At start 1 + retry failures are needed (not one), dbr (3 s) apart.
+        let steps = run(&mut m, t0, Duration::ZERO, &[false, false, false]);
+        let became: Vec<_> = steps.iter().map(|s| s.became).collect();
+        assert_eq!(became, [None, None, Some(false)]);
+        let at: Vec<_> = steps.iter().map(|s| s.next_attempt - t0).collect();
+        assert_eq!(at, [4 * S, 7 * S, 13 * S]);
+        // DOWN: a new round, retried again before delay_loop; a success in it is UP.
+        let mut at = t0 + 13 * S;
+        for (ok, next, became) in [
+            (false, 16, None),
+            (false, 19, None),
+            (false, 25, None),
+            (false, 28, None),
+            (true, 34, Some(true)),
+        ] {
+            let o = if ok {
+                Outcome::pass()
+            } else {
+                Outcome::fail("x")
+            };
+            let s = m.on_result(Attempt::on_time(at, at), &o);
+            assert_eq!((s.next_attempt - t0, s.became), (next * S, became));
+            at = s.next_attempt;
+        }
+        // alpha: the first exhausted round confirms DOWN once.
+        let mut m = CheckerMachine::new(t, true);
+        let steps = run(
+            &mut m,
+            t0,
+            Duration::ZERO,
+            &[false, false, false, false, false, false],
+        );
+        let confirmed: Vec<_> = steps.iter().map(|s| s.confirmed_down).collect();
+        assert_eq!(confirmed, [false, false, true, false, false, false]);
+    }
+
+    #[test]
+    fn file_checks_set_state_and_add_weight() {
+        let t0 = Instant::now();
+        let file = || CheckerMachine::new(timing(0), false);
+        let mut m = ServerMachine::new(vec![file(), CheckerMachine::new(timing(0), false)], 3);
+        let s = m.observe(0, t0, true, 2).expect("file");
+        assert!(s.verdict_changed && s.notify.is_none());
+        assert_eq!(m.weight(), Some(5));
+        // A dynamic weight replaces the configured one; the file still adds to it, and the sum
+        // is bounded at 0 (still UP, as keepalived's real_weight).
+        m.on_result(
+            1,
+            Attempt::on_time(t0, t0),
+            &Outcome::Pass { weight: Some(7) },
+        )
+        .expect("misc");
+        assert_eq!(m.weight(), Some(9));
+        let s = m.observe(0, t0, true, -20).expect("file");
+        assert!(s.verdict_changed && s.checker.weight_changed);
+        assert_eq!((m.is_up(), m.weight()), (true, Some(0)));
+        let s = m.observe(0, t0, false, 0).expect("file");
+        assert_eq!((s.notify, m.weight()), (Some(Notify::Down), None));
+        let s = m.observe(0, t0, true, 0).expect("file");
+        assert_eq!((s.notify, m.weight()), (Some(Notify::Up), Some(7)));
+        let s = m.observe(0, t0, true, 0).expect("file");
+        assert!(!s.verdict_changed && s.checker.became.is_none());
+        assert_eq!(
+            ServerMachine::new(vec![file()], 3)
+                .observe(0, t0, true, i64::MAX)
+                .map(|_| ()),
+            Some(())
+        );
+        let mut big = ServerMachine::new(vec![file()], 3);
+        big.observe(0, t0, true, i64::MAX);
+        assert_eq!(big.weight(), Some(i32::MAX as u32));
+    }
+
+    #[test]
     fn no_checkers_is_up() {
-        assert!(ServerMachine::new(Vec::new()).is_up());
+        assert!(ServerMachine::new(Vec::new(), 1).is_up());
     }
 
     /// A reference model of keepalived's rule, written the other way round: count the
@@ -577,6 +756,7 @@ mod tests {
                 } else {
                     Anchor::AttemptEnd
                 },
+                retries: RetryRule::WhileUp,
             })
     }
 
@@ -599,6 +779,42 @@ mod tests {
                 prev = up;
             }
             prop_assert_eq!(m.is_up(), *expected.last().unwrap_or(&!alpha));
+        }
+
+        #[test]
+        fn smtp_rounds_match_their_model(
+            alpha in any::<bool>(),
+            retry in 0u32..5,
+            outcomes in proptest::collection::vec(any::<bool>(), 0..60),
+        ) {
+            // keepalived's check_smtp.c read the other way round: count failures in the round;
+            // the round ends at a success or at failure number 1 + retry.
+            let t0 = Instant::now();
+            let mut t = timing(retry);
+            t.retries = RetryRule::EachRound;
+            let mut m = CheckerMachine::new(t, alpha);
+            let mut up = !alpha;
+            let mut in_round = 0u32;
+            let mut at = m.first_attempt(t0, 0.0);
+            for ok in outcomes {
+                let o = if ok { Outcome::pass() } else { Outcome::fail("x") };
+                let s = m.on_result(Attempt::on_time(at, at), &o);
+                let delay = if ok {
+                    in_round = 0;
+                    up = true;
+                    t.delay_loop
+                } else if in_round < retry {
+                    in_round += 1;
+                    t.delay_before_retry
+                } else {
+                    in_round = 0;
+                    up = false;
+                    t.delay_loop
+                };
+                prop_assert_eq!(m.is_up(), up);
+                prop_assert_eq!(s.next_attempt, at + delay);
+                at = s.next_attempt;
+            }
         }
 
         #[test]
@@ -693,6 +909,7 @@ mod tests {
             let t0 = Instant::now();
             let mut m = ServerMachine::new(
                 alphas.iter().map(|&a| CheckerMachine::new(timing(1), a)).collect(),
+                1,
             );
             let mut up = m.is_up();
             let mut last_notify = None;

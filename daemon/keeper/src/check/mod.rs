@@ -1,11 +1,17 @@
 //! Health checks of the real servers, with keepalived's semantics: `tcp_check`, `http_get`,
-//! `ssl_get` and `misc_check`, their timing (`delay_loop`, `connect_timeout`, `retry`,
-//! `delay_before_retry`, `warmup`, `alpha`, `omega`), and `notify_up` / `notify_down`.
+//! `ssl_get`, `misc_check`, `udp_check`, `dns_check`, `ping_check`, `smtp_check` and
+//! `file_check`, their timing (`delay_loop`, `connect_timeout`, `retry`,
+//! `delay_before_retry`, `warmup`, `alpha`, `omega`), `notify_up` / `notify_down`, and each
+//! virtual server's `quorum` with `quorum_up` / `quorum_down`.
 //!
 //! - [`plan`]: configuration → what runs (defaults and inheritance applied), pure.
 //! - [`machine`]: the decisions (per checker and per real server), pure, on virtual time.
-//! - [`tcp`], [`http`], [`tls`], [`script`]: one attempt of each kind (thin I/O).
-//! - [`engine`]: the driver task: scheduling, bounded concurrency, verdicts, notify, status.
+//! - [`quorum`]: a virtual server's quorum (shared with the IPVS desired table), pure.
+//! - [`tcp`], [`http`], [`tls`], [`script`], [`udp`], [`dns`], [`ping`], [`smtp`]: one attempt
+//!   of each kind (thin I/O around pure codecs: [`icmp`], the SMTP conversation, hex patterns,
+//!   DNS messages); [`file`]: a file's value as a checker state.
+//! - [`engine`]: the driver task: scheduling, bounded concurrency, verdicts, notify, quorum,
+//!   status.
 //!
 //! Consumers hold a [`Checkers`]: a stream of [`Verdict`]s keyed by virtual server and real
 //! server name (first the verdict each real server starts with: UP, or DOWN under `alpha`;
@@ -14,19 +20,26 @@
 //! `HealthUpdate { id: RealServerId::new(v.key.virtual_server, v.key.real_server),
 //! health: RealServerHealth { up: v.up, weight: v.weight } }`.
 
+pub mod dns;
 pub mod engine;
+pub mod file;
 pub mod http;
+pub mod icmp;
 pub mod machine;
+pub mod ping;
 pub mod plan;
+pub mod quorum;
 pub mod script;
+pub mod smtp;
 pub mod tcp;
 pub mod tls;
+pub mod udp;
 
 use std::collections::BTreeMap;
 
 use tokio::sync::{mpsc, oneshot};
 
-pub use engine::{CheckStatus, EngineStats, Health, ServerStatus, Verdict};
+pub use engine::{CheckStatus, EngineStats, Health, QuorumStatus, ServerStatus, Verdict};
 pub use plan::{Plan, ServerKey};
 
 /// The running checkers. Dropping it stops them (without `omega` notifies: use
@@ -70,6 +83,11 @@ impl Checkers {
     /// Every real server with its checkers, in configuration order.
     pub fn status(&self) -> Vec<ServerStatus> {
         engine::snapshot(&self.board).0
+    }
+
+    /// Every virtual server's quorum, in configuration order.
+    pub fn quorums(&self) -> Vec<QuorumStatus> {
+        engine::quorums(&self.board)
     }
 
     pub fn stats(&self) -> EngineStats {

@@ -13,10 +13,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::machine::{Anchor, Timing};
+use super::machine::{Anchor, RetryRule, Timing};
 use super::script::Script;
 use crate::config::schema::{
-    Config, HttpCheck, MiscCheck, RealServer, StatusCodes, TcpCheck, VirtualServer,
+    Config, DnsCheck, HttpCheck, MiscCheck, PingCheck, RealServer, SmtpCheck, StatusCodes,
+    TcpCheck, UdpCheck, VirtualServer,
 };
 
 /// keepalived's defaults (`check_data.c`, `check_api.c`, `check_http.c`, `check_misc.c`).
@@ -25,6 +26,14 @@ pub const DEFAULT_DELAY_BEFORE_RETRY: Duration = Duration::from_secs(1);
 pub const DEFAULT_HTTP_DELAY_BEFORE_RETRY: Duration = Duration::from_secs(3);
 pub const DEFAULT_RETRY: u32 = 1;
 pub const DEFAULT_MISC_RETRY: u32 = 0;
+/// keepalived's `DNS_DEFAULT_RETRY`; its DNS checker retries after `delay_loop` by default.
+pub const DEFAULT_DNS_RETRY: u32 = 3;
+/// keepalived's `SMTP_DEFAULT_HELO`.
+pub const DEFAULT_HELO: &str = "smtpchecker.keepalived.org";
+/// keepalived's UDP payload when none is configured: `UDP_BUFSIZE` bytes of "keepalived check - ".
+pub const DEFAULT_UDP_PAYLOAD_LEN: usize = 32;
+/// keepalived's default largest UDP reply (`UINT8_MAX`).
+pub const DEFAULT_MAX_REPLY_LEN: usize = 255;
 
 /// Identifies a real server: its virtual server's and its own name in the configuration.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -86,12 +95,65 @@ pub struct Misc {
     pub dynamic: bool,
 }
 
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Udp {
+    pub connect: Connect,
+    pub payload: Vec<u8>,
+    /// `require_reply`: a reply must come, within these bounds and matching the pattern.
+    pub reply: Option<UdpReply>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UdpReply {
+    pub pattern: Option<super::udp::HexPattern>,
+    pub min_len: usize,
+    pub max_len: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dns {
+    pub connect: Connect,
+    pub query_type: hickory_proto::rr::RecordType,
+    /// Absolute (fully qualified) name.
+    pub name: hickory_proto::rr::Name,
+    pub answer: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ping {
+    pub target: IpAddr,
+    pub bind: Option<IpAddr>,
+    pub timeout: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Smtp {
+    pub connect: Connect,
+    pub helo: String,
+}
+
+/// A `file_check`: decided by the value of a tracked file, never by attempts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct File {
+    /// The `vrrp_track_file` table.
+    pub name: String,
+    pub path: PathBuf,
+    pub init: Option<crate::config::InitFile>,
+    pub weight: i64,
+    pub reverse: bool,
+}
+
 /// What one attempt does.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Probe {
     Tcp(Connect),
     Http(Http),
     Misc(Misc),
+    Udp(Udp),
+    Dns(Dns),
+    Ping(Ping),
+    Smtp(Smtp),
+    File(File),
 }
 
 /// The checker kinds, named as their configuration tables.
@@ -102,6 +164,11 @@ pub enum Kind {
     HttpGet,
     SslGet,
     MiscCheck,
+    UdpCheck,
+    DnsCheck,
+    PingCheck,
+    SmtpCheck,
+    FileCheck,
 }
 
 impl Kind {
@@ -111,6 +178,11 @@ impl Kind {
             Kind::HttpGet => "http_get",
             Kind::SslGet => "ssl_get",
             Kind::MiscCheck => "misc_check",
+            Kind::UdpCheck => "udp_check",
+            Kind::DnsCheck => "dns_check",
+            Kind::PingCheck => "ping_check",
+            Kind::SmtpCheck => "smtp_check",
+            Kind::FileCheck => "file_check",
         }
     }
 }
@@ -142,10 +214,27 @@ pub struct ServerPlan {
     pub checks: Vec<CheckPlan>,
 }
 
-/// Every real server of every virtual server, in configuration order.
+/// A virtual server's quorum and its scripts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VirtualServerPlan {
+    pub name: String,
+    pub quorum: u64,
+    pub hysteresis: u64,
+    /// A sorry server is configured (keepalived then runs `quorum_down` at a start without
+    /// quorum).
+    pub sorry_server: bool,
+    /// Run `quorum_down` at shutdown.
+    pub omega: bool,
+    pub quorum_up: Option<Script>,
+    pub quorum_down: Option<Script>,
+}
+
+/// Every real server of every virtual server, in configuration order, and every virtual
+/// server's quorum.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
     pub servers: Vec<ServerPlan>,
+    pub virtual_servers: Vec<VirtualServerPlan>,
 }
 
 fn secs(v: Option<crate::config::Secs>) -> Option<Duration> {
@@ -189,6 +278,50 @@ impl Common {
         }
     }
 
+    fn udp(u: &UdpCheck) -> Common {
+        Common {
+            delay_loop: secs(u.delay_loop),
+            alpha: u.alpha,
+            retry: count(u.retry),
+            delay_before_retry: secs(u.delay_before_retry),
+            warmup: secs(u.warmup),
+            connect_timeout: secs(u.connect_timeout),
+        }
+    }
+
+    fn dns(d: &DnsCheck) -> Common {
+        Common {
+            delay_loop: secs(d.delay_loop),
+            alpha: d.alpha,
+            retry: count(d.retry),
+            delay_before_retry: secs(d.delay_before_retry),
+            warmup: secs(d.warmup),
+            connect_timeout: secs(d.connect_timeout),
+        }
+    }
+
+    fn ping(p: &PingCheck) -> Common {
+        Common {
+            delay_loop: secs(p.delay_loop),
+            alpha: p.alpha,
+            retry: count(p.retry),
+            delay_before_retry: secs(p.delay_before_retry),
+            warmup: secs(p.warmup),
+            connect_timeout: secs(p.connect_timeout),
+        }
+    }
+
+    fn smtp(m: &SmtpCheck) -> Common {
+        Common {
+            delay_loop: secs(m.delay_loop),
+            alpha: m.alpha,
+            retry: count(m.retry),
+            delay_before_retry: secs(m.delay_before_retry),
+            warmup: secs(m.warmup),
+            connect_timeout: secs(m.connect_timeout),
+        }
+    }
+
     fn misc(m: &MiscCheck) -> Common {
         Common {
             delay_loop: secs(m.delay_loop),
@@ -207,13 +340,14 @@ struct Resolved {
     connect_timeout: Duration,
 }
 
-/// keepalived's inheritance: checker, else real server, else virtual server, else default.
+/// keepalived's inheritance: checker, else real server, else virtual server, else default
+/// (`default_dbr` `None`: the delay_loop, as keepalived's DNS checker).
 fn resolve(
     vs: &VirtualServer,
     rs: &RealServer,
     c: &Common,
     default_retry: u32,
-    default_dbr: Duration,
+    default_dbr: Option<Duration>,
     anchor: Anchor,
 ) -> Resolved {
     let delay_loop = c
@@ -229,7 +363,8 @@ fn resolve(
         .delay_before_retry
         .or(secs(rs.delay_before_retry))
         .or(secs(vs.delay_before_retry))
-        .unwrap_or(default_dbr);
+        .or(default_dbr)
+        .unwrap_or(delay_loop);
     let warmup = c
         .warmup
         .or(secs(rs.warmup))
@@ -243,6 +378,7 @@ fn resolve(
             warmup,
             interval_while_down: delay_loop,
             anchor,
+            retries: RetryRule::WhileUp,
         },
         alpha: c.alpha.or(rs.alpha).unwrap_or(vs.alpha),
         connect_timeout: c
@@ -305,7 +441,7 @@ fn http_plan(
         rs,
         &Common::http(h),
         DEFAULT_RETRY,
-        DEFAULT_HTTP_DELAY_BEFORE_RETRY,
+        Some(DEFAULT_HTTP_DELAY_BEFORE_RETRY),
         Anchor::AttemptEnd,
     );
     // keepalived's HTTP checker retries a failed URL no faster than delay_loop.
@@ -383,7 +519,7 @@ fn server_plan(
             rs,
             &Common::tcp(t),
             DEFAULT_RETRY,
-            DEFAULT_DELAY_BEFORE_RETRY,
+            Some(DEFAULT_DELAY_BEFORE_RETRY),
             Anchor::AttemptEnd,
         );
         let c = connect(
@@ -413,7 +549,7 @@ fn server_plan(
             rs,
             &Common::misc(m),
             DEFAULT_MISC_RETRY,
-            DEFAULT_DELAY_BEFORE_RETRY,
+            Some(DEFAULT_DELAY_BEFORE_RETRY),
             Anchor::AttemptStart,
         );
         let user = m.user.clone().or_else(|| script_user.clone());
@@ -430,6 +566,7 @@ fn server_plan(
             }),
         });
     }
+    checks.extend(checks_ii(cfg, vs, rs, ip, port)?);
     let notify = |s: &Option<String>| -> Option<Option<Script>> {
         match s {
             Some(line) => Script::parse(line, script_user.clone()).ok().map(Some),
@@ -450,17 +587,195 @@ fn server_plan(
     })
 }
 
+/// keepalived's UDP payload without one configured (`set_buf`: no stack bytes leak).
+pub fn default_udp_payload() -> Vec<u8> {
+    b"keepalived check - "
+        .iter()
+        .copied()
+        .cycle()
+        .take(DEFAULT_UDP_PAYLOAD_LEN)
+        .collect()
+}
+
+/// The UDP, DNS, ping, SMTP and file checkers of a real server, in that order; `None` when
+/// one cannot run (`validate` refused it).
+fn checks_ii(
+    cfg: &Config,
+    vs: &VirtualServer,
+    rs: &RealServer,
+    ip: IpAddr,
+    port: Option<u16>,
+) -> Option<Vec<CheckPlan>> {
+    let mut checks = Vec::new();
+    let end = Anchor::AttemptEnd;
+    let common =
+        |c: &Common, retry: u32, dbr: Option<Duration>| resolve(vs, rs, c, retry, dbr, end);
+    if let Some(u) = &rs.udp_check {
+        let r = common(
+            &Common::udp(u),
+            DEFAULT_RETRY,
+            Some(DEFAULT_DELAY_BEFORE_RETRY),
+        );
+        let connect = connect(
+            ip,
+            port,
+            u.connect_ip,
+            u.connect_port,
+            u.bindto,
+            r.connect_timeout,
+        )?;
+        let payload = match &u.payload {
+            Some(hex) => super::udp::HexPattern::parse(hex, false).ok()?.data,
+            None => default_udp_payload(),
+        };
+        let len = |v: Option<i64>, d: usize| v.map_or(Some(d), |v| usize::try_from(v).ok());
+        let reply = match &u.require_reply {
+            None | Some(crate::config::schema::RequireReply::Flag(false)) => None,
+            Some(rr) => Some(UdpReply {
+                pattern: match rr {
+                    crate::config::schema::RequireReply::Data(hex) => {
+                        Some(super::udp::HexPattern::parse(hex, true).ok()?)
+                    }
+                    crate::config::schema::RequireReply::Flag(_) => None,
+                },
+                min_len: len(u.min_reply_length, 0)?,
+                max_len: len(u.max_reply_length, DEFAULT_MAX_REPLY_LEN)?,
+            }),
+        };
+        checks.push(CheckPlan {
+            kind: Kind::UdpCheck,
+            timing: r.timing,
+            alpha: r.alpha,
+            probe: Probe::Udp(Udp {
+                connect,
+                payload,
+                reply,
+            }),
+        });
+    }
+    if let Some(d) = &rs.dns_check {
+        let r = common(&Common::dns(d), DEFAULT_DNS_RETRY, None);
+        let connect = connect(
+            ip,
+            port,
+            d.connect_ip,
+            d.connect_port,
+            d.bindto,
+            r.connect_timeout,
+        )?;
+        let query_type = super::dns::parse_type(d.query_type.as_deref().unwrap_or("SOA")).ok()?;
+        let name = super::dns::parse_name(d.name.as_deref().unwrap_or(".")).ok()?;
+        checks.push(CheckPlan {
+            kind: Kind::DnsCheck,
+            timing: r.timing,
+            alpha: r.alpha,
+            probe: Probe::Dns(Dns {
+                connect,
+                query_type,
+                name,
+                answer: d.answer.clone(),
+            }),
+        });
+    }
+    if let Some(p) = &rs.ping_check {
+        let r = common(
+            &Common::ping(p),
+            DEFAULT_RETRY,
+            Some(DEFAULT_DELAY_BEFORE_RETRY),
+        );
+        checks.push(CheckPlan {
+            kind: Kind::PingCheck,
+            timing: r.timing,
+            alpha: r.alpha,
+            probe: Probe::Ping(Ping {
+                target: p.connect_ip.unwrap_or(ip),
+                bind: p.bindto,
+                timeout: r.connect_timeout,
+            }),
+        });
+    }
+    if let Some(m) = &rs.smtp_check {
+        let mut r = common(
+            &Common::smtp(m),
+            DEFAULT_RETRY,
+            Some(DEFAULT_DELAY_BEFORE_RETRY),
+        );
+        r.timing.retries = RetryRule::EachRound;
+        let connect = connect(
+            ip,
+            port,
+            m.connect_ip,
+            m.connect_port,
+            m.bindto,
+            r.connect_timeout,
+        )?;
+        checks.push(CheckPlan {
+            kind: Kind::SmtpCheck,
+            timing: r.timing,
+            alpha: r.alpha,
+            probe: Probe::Smtp(Smtp {
+                connect,
+                helo: m
+                    .helo_name
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_HELO.to_string()),
+            }),
+        });
+    }
+    if let Some(f) = &rs.file_check {
+        let name = f.track_file.clone()?;
+        let tf = cfg.vrrp_track_file.get(&name)?;
+        // keepalived: the checker's `weight N [reverse]`, else the track file's.
+        let (weight, reverse) = match f.weight {
+            Some(w) => (w, f.reverse.unwrap_or(false)),
+            None => (tf.weight, f.reverse.unwrap_or(tf.reverse)),
+        };
+        checks.push(CheckPlan {
+            kind: Kind::FileCheck,
+            // Never scheduled: the file decides. No alpha: its state is known at once.
+            timing: Timing::new(vs.delay_loop.get(), 0, Duration::ZERO),
+            alpha: false,
+            probe: Probe::File(File {
+                name,
+                path: tf.file.clone()?,
+                init: tf.init_file,
+                weight,
+                reverse,
+            }),
+        });
+    }
+    Some(checks)
+}
+
 /// Plans every real server of a validated configuration.
 pub fn plan(cfg: &Config) -> Plan {
     let mut servers = Vec::new();
+    let mut virtual_servers = Vec::new();
+    let user = cfg.global.script_user.clone();
+    let script = |s: &Option<String>| {
+        s.as_deref()
+            .and_then(|line| Script::parse(line, user.clone()).ok())
+    };
     for (vs_name, vs) in &cfg.virtual_server {
         for (name, rs) in &vs.real_server {
             if let Some(p) = server_plan(cfg, vs_name, vs, name, rs) {
                 servers.push(p);
             }
         }
+        virtual_servers.push(VirtualServerPlan {
+            name: vs_name.clone(),
+            quorum: u64::try_from(vs.quorum.max(1)).unwrap_or(1),
+            hysteresis: u64::try_from(vs.hysteresis.max(0)).unwrap_or(0),
+            sorry_server: vs.sorry_server.is_some(),
+            omega: vs.omega,
+            quorum_up: script(&vs.quorum_up),
+            quorum_down: script(&vs.quorum_down),
+        });
     }
-    Plan { servers }
+    Plan {
+        servers,
+        virtual_servers,
+    }
 }
 
 #[cfg(test)]

@@ -828,13 +828,26 @@ pub struct RealServer {
     pub virtualhost: Option<String>,
     // --- end of health-check defaults
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tcp_check: Option<TcpCheck>,
+    pub tcp_check: Option<Box<TcpCheck>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub http_get: Option<HttpCheck>,
+    pub http_get: Option<Box<HttpCheck>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ssl_get: Option<HttpCheck>,
+    pub ssl_get: Option<Box<HttpCheck>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub misc_check: Option<MiscCheck>,
+    pub misc_check: Option<Box<MiscCheck>>,
+    // --- health checks II (check/): UDP, DNS, ICMP, SMTP and file checkers. Boxed: most real
+    // servers have none of them, and inline they would add 750 bytes to every real server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp_check: Option<Box<UdpCheck>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_check: Option<Box<DnsCheck>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ping_check: Option<Box<PingCheck>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_check: Option<Box<SmtpCheck>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_check: Option<Box<FileCheck>>,
+    // --- end of health checks II
 }
 
 /// `TCP_CHECK { … }`: a connect.
@@ -951,6 +964,153 @@ pub struct MiscCheck {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alpha: Option<bool>,
 }
+
+// --- health checks II (check/) ----------------------------------------------------------------
+
+/// `UDP_CHECK { … }`: a datagram sent; an ICMP error fails, and with `require_reply` so does
+/// silence or a reply that does not match.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct UdpCheck {
+    /// Hex octets to send, spaces allowed (`"de ad be ef"`); default 32 bytes of
+    /// "keepalived check - " repeated, as keepalived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<String>,
+    /// `true`: a reply must arrive within `connect_timeout`; or the hex octets the reply must
+    /// start with, `x` a wildcard nibble (`"de ad xx"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_reply: Option<RequireReply>,
+    /// With `require_reply`: bounds of the reply's length (default 0 and 255).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_reply_length: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_reply_length: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_before_retry: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_ip: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_port: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bindto: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_loop: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<bool>,
+}
+
+/// keepalived's `require_reply [HEX]`: the bare keyword, or the octets expected.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum RequireReply {
+    Flag(bool),
+    Data(String),
+}
+
+/// `DNS_CHECK { type …; name … }`: a query over UDP; the answer must be a response with
+/// rcode NOERROR (and, keeper's own, hold the `answer` records).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct DnsCheck {
+    /// Record type, default `SOA` (keepalived).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub query_type: Option<String>,
+    /// Default the root, `.` (keepalived).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// keeper's own: records the answer section must hold, in the form `dig` prints their
+    /// data (`"10.0.0.21"`, `"10 mail.example.org."`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub answer: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<Secs>,
+    /// Default 3 (keepalived's DNS checker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<i64>,
+    /// Default the `delay_loop` (keepalived's DNS checker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_before_retry: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_ip: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_port: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bindto: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_loop: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<bool>,
+}
+
+/// `PING_CHECK { … }`: an ICMP or ICMPv6 echo, answered within `connect_timeout`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct PingCheck {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_before_retry: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_ip: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bindto: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_loop: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<bool>,
+}
+
+/// `SMTP_CHECK { helo_name … }`: banner 220, `HELO` answered 250, `QUIT`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct SmtpCheck {
+    /// Default `smtpchecker.keepalived.org` (keepalived).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub helo_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_before_retry: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_ip: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_port: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bindto: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_loop: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<bool>,
+}
+
+/// `FILE_CHECK { track_file NAME; weight N [reverse] }`: the integer in a tracked file.
+/// Weight 0: non-zero is DOWN (zero with `reverse`); otherwise value x weight is added to the
+/// real server's weight.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct FileCheck {
+    /// A `vrrp_track_file` table (keepalived's `track_file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track_file: Option<String>,
+    /// Default: the track file's `weight` (and `reverse`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverse: Option<bool>,
+}
+
+// --- end of health checks II --------------------------------------------------------------------
 
 /// HTTP status codes accepted by a check: inclusive ranges.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -204,6 +204,20 @@ pub const IMPLEMENTED: &[&str] = &[
     "virtual_server.*.real_server.*.misc_check.delay_before_retry",
     "virtual_server.*.real_server.*.misc_check.delay_loop",
     "virtual_server.*.real_server.*.misc_check.alpha",
+    // --- health checks II: UDP, DNS, ICMP, SMTP, file, quorum (check/); every key of these
+    // checker tables is acted on.
+    "virtual_server.*.quorum",
+    "virtual_server.*.hysteresis",
+    "virtual_server.*.quorum_up",
+    "virtual_server.*.quorum_down",
+    "virtual_server.*.real_server.*.weight",
+    "virtual_server.*.real_server.*.udp_check.*",
+    "virtual_server.*.real_server.*.dns_check.*",
+    "virtual_server.*.real_server.*.ping_check.*",
+    "virtual_server.*.real_server.*.smtp_check.*",
+    "virtual_server.*.real_server.*.file_check.track_file",
+    "virtual_server.*.real_server.*.file_check.weight",
+    "virtual_server.*.real_server.*.file_check.reverse",
     // --- end of health checks
 ];
 

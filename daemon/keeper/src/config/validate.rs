@@ -565,7 +565,10 @@ fn check_virtual_servers(c: &mut Checker, cfg: &Config) {
                 check_misc(c, with(&rb, &["misc_check"]), m);
             }
             check_health_checks(c, &base, vs, &rb, rs);
+            check_health_checks_ii(c, cfg, vs, &rb, rs);
         }
+        script_line(c, with(&base, &["quorum_up"]), &vs.quorum_up);
+        script_line(c, with(&base, &["quorum_down"]), &vs.quorum_down);
     }
 }
 
@@ -748,6 +751,193 @@ fn check_health_checks(
         let kb = with(rb, &["misc_check"]);
         positive(c, with(&kb, &["delay_loop"]), m.delay_loop);
         script_line(c, with(&kb, &["misc_path"]), &m.misc_path);
+    }
+}
+
+// --- health checks II (check/): udp_check, dns_check, ping_check, smtp_check, file_check -----
+
+/// What the UDP, DNS, ping, SMTP and file checkers of a real server need.
+fn check_health_checks_ii(
+    c: &mut Checker,
+    cfg: &Config,
+    vs: &crate::config::schema::VirtualServer,
+    rb: &KeyPath,
+    rs: &crate::config::schema::RealServer,
+) {
+    let Some(rs_ip) = rs.ip else { return };
+    let port = rs.port.or(vs.port).filter(|&p| p > 0);
+    // The keys every network checker shares.
+    let common = |c: &mut Checker,
+                  kb: &KeyPath,
+                  retry: Option<i64>,
+                  timeout: Option<crate::config::Secs>,
+                  delay_loop: Option<crate::config::Secs>,
+                  target: IpAddr,
+                  bindto: Option<IpAddr>| {
+        if let Some(r) = retry {
+            c.range(with(kb, &["retry"]), r, 0, 1_000_000);
+        }
+        positive(c, with(kb, &["connect_timeout"]), timeout);
+        positive(c, with(kb, &["delay_loop"]), delay_loop);
+        if let Some(b) = bindto
+            && b.is_ipv6() != target.is_ipv6()
+        {
+            c.error(
+                with(kb, &["bindto"]),
+                format!("{b} cannot reach {target}: the address families differ"),
+            );
+        }
+    };
+    let needs_port = |c: &mut Checker, kb: &KeyPath, connect_port: Option<i64>| match connect_port {
+        Some(p) => {
+            c.range(with(kb, &["connect_port"]), p, 1, 65535);
+        }
+        None if port.is_none() => c.error(
+            kb.clone(),
+            "needs a port: set `port` on the real server or the virtual server, or `connect_port`",
+        ),
+        None => {}
+    };
+    if let Some(u) = &rs.udp_check {
+        let kb = with(rb, &["udp_check"]);
+        let target = u.connect_ip.unwrap_or(rs_ip);
+        common(
+            c,
+            &kb,
+            u.retry,
+            u.connect_timeout,
+            u.delay_loop,
+            target,
+            u.bindto,
+        );
+        needs_port(c, &kb, u.connect_port);
+        if let Some(p) = &u.payload
+            && let Err(e) = crate::check::udp::HexPattern::parse(p, false)
+        {
+            c.error(with(&kb, &["payload"]), e);
+        }
+        if let Some(crate::config::schema::RequireReply::Data(p)) = &u.require_reply
+            && let Err(e) = crate::check::udp::HexPattern::parse(p, true)
+        {
+            c.error(with(&kb, &["require_reply"]), e);
+        }
+        let lens = [
+            ("min_reply_length", u.min_reply_length),
+            ("max_reply_length", u.max_reply_length),
+        ];
+        for (key, v) in lens {
+            if let Some(v) = v {
+                c.range(with(&kb, &[key]), v, 0, 65535);
+            }
+        }
+        if let (Some(lo), Some(hi)) = (u.min_reply_length, u.max_reply_length)
+            && lo > hi
+        {
+            c.error(
+                with(&kb, &["min_reply_length"]),
+                format!("{lo} is above max_reply_length {hi}: the check could never pass"),
+            );
+        }
+        let requires = !matches!(
+            u.require_reply,
+            None | Some(crate::config::schema::RequireReply::Flag(false))
+        );
+        if !requires && (u.min_reply_length.is_some() || u.max_reply_length.is_some()) {
+            c.warn(
+                kb.clone(),
+                "min_reply_length / max_reply_length apply only with require_reply",
+            );
+        }
+    }
+    if let Some(d) = &rs.dns_check {
+        let kb = with(rb, &["dns_check"]);
+        let target = d.connect_ip.unwrap_or(rs_ip);
+        common(
+            c,
+            &kb,
+            d.retry,
+            d.connect_timeout,
+            d.delay_loop,
+            target,
+            d.bindto,
+        );
+        needs_port(c, &kb, d.connect_port);
+        if let Some(t) = &d.query_type
+            && let Err(e) = crate::check::dns::parse_type(t)
+        {
+            c.error(with(&kb, &["type"]), e);
+        }
+        if let Some(n) = &d.name
+            && let Err(e) = crate::check::dns::parse_name(n)
+        {
+            c.error(with(&kb, &["name"]), e);
+        }
+        if d.answer.iter().any(|a| a.trim().is_empty()) {
+            c.error(with(&kb, &["answer"]), "an expected record is empty");
+        }
+    }
+    if let Some(p) = &rs.ping_check {
+        let kb = with(rb, &["ping_check"]);
+        let target = p.connect_ip.unwrap_or(rs_ip);
+        common(
+            c,
+            &kb,
+            p.retry,
+            p.connect_timeout,
+            p.delay_loop,
+            target,
+            p.bindto,
+        );
+    }
+    if let Some(m) = &rs.smtp_check {
+        let kb = with(rb, &["smtp_check"]);
+        let target = m.connect_ip.unwrap_or(rs_ip);
+        common(
+            c,
+            &kb,
+            m.retry,
+            m.connect_timeout,
+            m.delay_loop,
+            target,
+            m.bindto,
+        );
+        needs_port(c, &kb, m.connect_port);
+        if let Some(h) = &m.helo_name
+            && (h.trim().is_empty() || h.chars().any(|ch| ch.is_control() || ch == ' '))
+        {
+            c.error(
+                with(&kb, &["helo_name"]),
+                "must be one word without spaces or control characters",
+            );
+        }
+    }
+    if let Some(f) = &rs.file_check {
+        let kb = with(rb, &["file_check"]);
+        match &f.track_file {
+            None => c.error(
+                kb.clone(),
+                "missing key `track_file` (a vrrp_track_file table)",
+            ),
+            Some(name) => match cfg.vrrp_track_file.get(name) {
+                None => c.error(
+                    with(&kb, &["track_file"]),
+                    format!("no vrrp_track_file {name:?}"),
+                ),
+                Some(t) if t.file.is_none() => c.error(
+                    with(&kb, &["track_file"]),
+                    format!("vrrp_track_file {name:?} has no `file`"),
+                ),
+                Some(_) => {}
+            },
+        }
+        if let Some(w) = f.weight {
+            c.range(
+                with(&kb, &["weight"]),
+                w,
+                -i64::from(i32::MAX),
+                i64::from(i32::MAX),
+            );
+        }
     }
 }
 

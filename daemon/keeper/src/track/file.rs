@@ -448,7 +448,7 @@ impl FileWatcher {
 }
 
 /// Watches `specs` until `commands` closes; each command replaces the tracked files.
-pub(super) async fn file_task(
+pub(crate) async fn file_task(
     specs: Vec<FileSpec>,
     write_init: bool,
     mut commands: mpsc::Receiver<Vec<FileSpec>>,
