@@ -1,32 +1,48 @@
 #!/usr/bin/env bash
-# IPVS programming benchmark: keeperd vs keepalived in one QEMU VM (Debian's kernel), the same
-# table of SERVICES x REALS (default 1,000 x 10, DR, wrr, no checkers):
+# IPVS programming benchmark: keeperd vs keepalived in one VM, the same table of
+# SERVICES x REALS (default 1,000 x 10, DR, wrr, no checkers):
 #   cold    process start -> every entry visible in /proc/net/ip_vs
 #   reload  SIGHUP with one real server's weight changed -> the new weight visible
 # Prints every run, the medians, and where keeperd's time goes (from its log). Each run gets a
 # fresh network namespace (see ipvs-inner.sh). Results: docs/benchmarks.md.
 #
-# usage: daemon/benches/ipvs.sh [SERVICES [REALS]]     (RUNS=5 VM_SMP=2 VM_MEM=1G by default;
-#        ONLY=keeperd or ONLY=keepalived runs one; KEEP=1 keeps the VM's logs)
-# Needs: qemu-system-x86, busybox-static, cpio, ipvsadm, iproute2, keepalived, binutils,
-# python3, rustc.
+# usage: daemon/benches/ipvs.sh [SERVICES [REALS]]     (RUNS=5 BACKEND=uml VM_MEM=1G by default;
+#        ONLY=keeperd or ONLY=keepalived runs one; KEEP=1 keeps the VM's logs;
+#        KEEPERD_DIR=DIR uses DIR/keeperd and DIR/keeperctl instead of building this checkout)
+# BACKEND=uml: user-mode-linux (Debian's user-mode-linux package, kernel 6.1, one CPU; guest
+#   code runs natively), see ipvs-uml.sh.
+# BACKEND=qemu: QEMU TCG with Debian's cloud kernel (VM_SMP=2 vCPUs), see
+#   daemon/ipvs/tests/vm/run-in-vm.sh; TCG emulates every instruction (CPU-bound code ~20x).
+# Needs: user-mode-linux and gcc (uml) or qemu-system-x86 and cpio (qemu), busybox-static,
+# ipvsadm, iproute2, keepalived, binutils, python3, rustc.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 services=${1:-1000}; reals=${2:-10}
 work=$(mktemp -d /tmp/keeper-ipvs-bench-XXXXXX)
 trap '[ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"' EXIT
-(cd "$top" && cargo build -q --release -p keeper --bins)
-target=$(cd "$top" && cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-for b in keeperd keeperctl; do strip -o "$work/$b" "$target/release/$b"; done
+# KEEPERD_DIR=DIR takes keeperd and keeperctl from DIR instead of building this checkout.
+if [ -n "${KEEPERD_DIR:-}" ]; then
+  bindir=$KEEPERD_DIR
+else
+  (cd "$top" && cargo build -q --release -p keeper --bins)
+  bindir=$(cd "$top" && cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/release
+fi
+for b in keeperd keeperctl; do strip -o "$work/$b" "$bindir/$b"; done
 rustc -O --edition 2024 "$here/ipvs-poll.rs" -o "$work/ipvs-poll"
 python3 "$here/ipvs-gen.py" "$work/gen" "$services" "$reals"
 echo "${RUNS:-5}" >"$work/gen/runs"
 echo "${ONLY:-keeperd keepalived}" >"$work/gen/only"
 echo "${POLL_TIMEOUT_MS:-600000}" >"$work/gen/timeout-ms"
-echo "RUNS=${RUNS:-5} $services services x $reals real servers; keeperd $(git -C "$top" rev-parse --short HEAD), $(keepalived --version 2>&1 | head -1); VM: ${VM_SMP:-2} vCPU TCG"
+backend=${BACKEND:-uml}
+case $backend in
+  uml) runner=$here/ipvs-uml.sh; vm="UML $(linux.uml --version 2>/dev/null | awk '{print $NF}'), 1 CPU" ;;
+  qemu) runner=$top/daemon/ipvs/tests/vm/run-in-vm.sh; vm="QEMU TCG, ${VM_SMP:-2} vCPU" ;;
+  *) echo "BACKEND must be uml or qemu"; exit 2 ;;
+esac
+echo "RUNS=${RUNS:-5} $services services x $reals real servers; keeperd ${KEEPERD_DIR:-$(git -C "$top" rev-parse --short HEAD)$(git -C "$top" diff --quiet HEAD || echo +changes)}, $(keepalived --version 2>&1 | head -1); VM: $vm"
 VM_TOOLS="keepalived ip" VM_SMP=${VM_SMP:-2} VM_MEM=${VM_MEM:-1G} VM_TIMEOUT=${VM_TIMEOUT:-3000} \
-  "$top/daemon/ipvs/tests/vm/run-in-vm.sh" "$work/out" "$here/ipvs-inner.sh" \
+  "$runner" "$work/out" "$here/ipvs-inner.sh" \
   "$work/keeperd" "$work/keeperctl" "$work/ipvs-poll" "$work"/gen/* >"$work/vm.log" 2>&1 || true
 grep -E '^(RESULT|FAIL)' "$work/vm.log" | tee "$work/results" || true
 grep -E '^RSS' "$work/vm.log" | awk '{s[$2]+=$3; n[$2]++} END {for (i in s) printf "RSS %s: %.1f MB (mean of %d)\n", i, s[i]/n[i]/1024, n[i]}' || true
