@@ -33,13 +33,18 @@ fresh() {
   sync; sleep 3
 }
 in_ns() { /sbin/ip netns exec "$NS" "$@"; }
+# cpu PID...: minor page faults and CPU ticks (user + system) of the processes so far; printed
+# as differences around a reload (`COST IMPL reload FAULTS TICKS`): in a VM, page faults are
+# expensive, and they show what a reload costs beside the wall-clock time.
+cpu() { cat $(for p in "$@"; do echo /proc/$p/stat; done) | awk '{f += $10; t += $14 + $15} END {print f, t}'; }
+cost() { echo "$3 $4" | awk -v impl="$1" -v what="$2" '{split($0, a, " "); print "COST", impl, what, a[3] - a[1], a[4] - a[2]}'; }
 
 run_keeperd() {
   fresh "k$1"
   cp $X/keeper-cold.toml /etc/keeper/keeper.toml
   echo "mark keeperd cold $1" >>"$O/poll.log"
   ms=$(in_ns ipvs-poll --lines "$LINES" --timeout-ms "$TMO" -- \
-       sh -c 'exec keeperd --config /etc/keeper/keeper.toml >>/out/keeperd.log 2>&1' 2>>"$O/poll.log") \
+       sh -c 'exec env $(cat /x/keeperd-env 2>/dev/null) keeperd --config /etc/keeper/keeper.toml >>/out/keeperd.log 2>&1' 2>>"$O/poll.log") \
        || fail "keeperd cold"
   echo "RESULT keeperd cold $ms"
   pid=$(pidof keeperd)
@@ -47,11 +52,14 @@ run_keeperd() {
   until keeperctl status >/dev/null 2>&1; do sleep 0.1; done
   sleep 1
   echo "RSS keeperd $(awk '/^VmRSS/ {print $2}' /proc/$pid/status)"
+  echo "COST keeperd cold $(cpu $pid)"
   cp $X/keeper-reload.toml /etc/keeper/keeper.toml
   echo "mark keeperd reload $1" >>"$O/poll.log"
+  before=$(cpu $pid)
   ms=$(in_ns ipvs-poll --contains "$LINE" --timeout-ms "$TMO" --signal "$pid" HUP 2>>"$O/poll.log") \
        || fail "keeperd reload"
   echo "RESULT keeperd reload $ms"
+  sleep 1; cost keeperd reload "$before" "$(cpu $pid)"
   kill -TERM "$pid"; while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
 }
 
@@ -68,10 +76,14 @@ run_keepalived() {
     rss=$((rss + $(awk '/^VmRSS/ {print $2}' /proc/$p/status)))
   done
   echo "RSS keepalived $rss"
+  echo "COST keepalived cold $(cpu $pid $(cat /run/ka-c.pid))"
   cp $X/keepalived-reload.conf /etc/keepalived/keepalived.conf
+  before=$(cpu $pid $(cat /run/ka-c.pid))
   ms=$(in_ns ipvs-poll --contains "$LINE" --timeout-ms "$TMO" --signal "$pid" HUP 2>>"$O/poll.log") \
        || fail "keepalived reload"
   echo "RESULT keepalived reload $ms"
+  # The checker process stays the same across a reload (it re-reads the configuration itself).
+  sleep 1; cost keepalived reload "$before" "$(cpu $pid $(cat /run/ka-c.pid))"
   kill -TERM "$pid"; while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
 }
 

@@ -47,9 +47,11 @@ add_bin() {
     if [ -f "$lib" ]; then mkdir -p "$root$(dirname "$lib")"; cp -L "$lib" "$root$lib"; fi
   done
 }
-for tool in ipvsadm ${VM_TOOLS:-}; do
-  p=$(command -v "$tool" || true)
-  if [ -n "$p" ]; then add_bin "$p" "sbin/$tool"; fi
+if p=$(command -v ipvsadm); then add_bin "$p" sbin/ipvsadm; fi
+for tool in ${VM_TOOLS:-}; do
+  p=$(command -v "$tool") || { echo "$tool not found on this host"; exit 1; }
+  add_bin "$p" "sbin/$tool"
+  [ -x "$root/sbin/$tool" ] || { echo "$tool: not copied into the VM"; exit 1; }
 done
 for f in "$@"; do add_bin "$(realpath "$f")" "x/$(basename "$f")"; done
 cp "$inner" "$root/x/inner.sh"

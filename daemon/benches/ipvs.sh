@@ -8,7 +8,8 @@
 #
 # usage: daemon/benches/ipvs.sh [SERVICES [REALS]]     (RUNS=5 BACKEND=uml VM_MEM=1G by default;
 #        ONLY=keeperd or ONLY=keepalived runs one; KEEP=1 keeps the VM's logs;
-#        KEEPERD_DIR=DIR uses DIR/keeperd and DIR/keeperctl instead of building this checkout)
+#        KEEPERD_DIR=DIR uses DIR/keeperd and DIR/keeperctl instead of building this checkout;
+#        KEEPERD_ENV="NAME=VALUE ..." adds to keeperd's environment)
 # BACKEND=uml: user-mode-linux (Debian's user-mode-linux package, kernel 6.1, one CPU; guest
 #   code runs natively), see ipvs-uml.sh.
 # BACKEND=qemu: QEMU TCG with Debian's cloud kernel (VM_SMP=2 vCPUs), see
@@ -34,6 +35,8 @@ python3 "$here/ipvs-gen.py" "$work/gen" "$services" "$reals"
 echo "${RUNS:-5}" >"$work/gen/runs"
 echo "${ONLY:-keeperd keepalived}" >"$work/gen/only"
 echo "${POLL_TIMEOUT_MS:-600000}" >"$work/gen/timeout-ms"
+# KEEPERD_ENV="NAME=VALUE ...": extra environment for keeperd (experiments, e.g. GLIBC_TUNABLES).
+echo "${KEEPERD_ENV:-}" >"$work/gen/keeperd-env"
 backend=${BACKEND:-uml}
 case $backend in
   uml) runner=$here/ipvs-uml.sh; vm="UML $(linux.uml --version 2>/dev/null | awk '{print $NF}'), 1 CPU" ;;
@@ -46,6 +49,9 @@ VM_TOOLS="keepalived ip" VM_SMP=${VM_SMP:-2} VM_MEM=${VM_MEM:-1G} VM_TIMEOUT=${V
   "$work/keeperd" "$work/keeperctl" "$work/ipvs-poll" "$work"/gen/* >"$work/vm.log" 2>&1 || true
 grep -E '^(RESULT|FAIL)' "$work/vm.log" | tee "$work/results" || true
 grep -E '^RSS' "$work/vm.log" | awk '{s[$2]+=$3; n[$2]++} END {for (i in s) printf "RSS %s: %.1f MB (mean of %d)\n", i, s[i]/n[i]/1024, n[i]}' || true
+# Page faults and CPU time (ticks of 10 ms) of the daemon: up to idle after the cold start, and
+# for the reload.
+grep -E '^COST' "$work/vm.log" | sort -k2,3 | awk '{k = $2 " " $3; f[k] = f[k] " " $4; t[k] = t[k] " " $5 * 10} END {for (k in f) printf "COST %s: minor faults%s; CPU ms%s\n", k, f[k], t[k]}' | sort || true
 if grep -q '^FAIL' "$work/results" || ! grep -q '^RESULT' "$work/results"; then
   tail -20 "$work/vm.log"; exit 1
 fi
