@@ -39,27 +39,30 @@ in_ns() { /sbin/ip netns exec "$NS" "$@"; }
 cpu() { cat $(for p in "$@"; do echo /proc/$p/stat; done) | awk '{f += $10; t += $14 + $15} END {print f, t}'; }
 cost() { echo "$3 $4" | awk -v impl="$1" -v what="$2" '{split($0, a, " "); print "COST", impl, what, a[3] - a[1], a[4] - a[2]}'; }
 
+# run_keeperd RUN [IMPL]: IMPL is the binary's name in /x, `keeperd` (this checkout) or
+# `keeperd-base` (KEEPERD_BASE_DIR, to compare two builds in the same run).
 run_keeperd() {
+  impl=${2:-keeperd}
   fresh "k$1"
   cp $X/keeper-cold.toml /etc/keeper/keeper.toml
-  echo "mark keeperd cold $1" >>"$O/poll.log"
+  echo "mark $impl cold $1" >>"$O/poll.log"
   ms=$(in_ns ipvs-poll --lines "$LINES" --timeout-ms "$TMO" -- \
-       sh -c 'exec env $(cat /x/keeperd-env 2>/dev/null) keeperd --config /etc/keeper/keeper.toml >>/out/keeperd.log 2>&1' 2>>"$O/poll.log") \
-       || fail "keeperd cold"
-  echo "RESULT keeperd cold $ms"
-  pid=$(pidof keeperd)
+       sh -c "exec env \$(cat /x/keeperd-env 2>/dev/null) $impl --config /etc/keeper/keeper.toml >>/out/$impl.log 2>&1" 2>>"$O/poll.log") \
+       || fail "$impl cold"
+  echo "RESULT $impl cold $ms"
+  pid=$(pidof $impl)
   # Idle before the reload: its control socket answers, and a second more.
   until keeperctl status >/dev/null 2>&1; do sleep 0.1; done
   sleep 1
-  echo "RSS keeperd $(awk '/^VmRSS/ {print $2}' /proc/$pid/status)"
-  echo "COST keeperd cold $(cpu $pid)"
+  echo "RSS $impl $(awk '/^VmRSS/ {print $2}' /proc/$pid/status)"
+  echo "COST $impl cold $(cpu $pid)"
   cp $X/keeper-reload.toml /etc/keeper/keeper.toml
-  echo "mark keeperd reload $1" >>"$O/poll.log"
+  echo "mark $impl reload $1" >>"$O/poll.log"
   before=$(cpu $pid)
   ms=$(in_ns ipvs-poll --contains "$LINE" --timeout-ms "$TMO" --signal "$pid" HUP 2>>"$O/poll.log") \
-       || fail "keeperd reload"
-  echo "RESULT keeperd reload $ms"
-  sleep 1; cost keeperd reload "$before" "$(cpu $pid)"
+       || fail "$impl reload"
+  echo "RESULT $impl reload $ms"
+  sleep 1; cost $impl reload "$before" "$(cpu $pid)"
   kill -TERM "$pid"; while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
 }
 
@@ -88,7 +91,12 @@ run_keepalived() {
 }
 
 for i in $(seq "$RUNS"); do
-  for impl in $ONLY; do "run_$impl" "$i"; done
+  for impl in $ONLY; do
+    case $impl in
+      keeperd-base) run_keeperd "$i" keeperd-base ;;
+      *) "run_$impl" "$i" ;;
+    esac
+  done
 done
 [ -n "$NS" ] && /sbin/ip netns del "$NS"
 true

@@ -10,7 +10,8 @@
 #   shared libraries); whatever it writes under /out ends up in OUTDIR, with its log in
 #   OUTDIR/inner.log.
 # Environment: VM_TOOLS="ip keepalived ..." adds host commands (with their libraries) to /sbin;
-# VM_MEM (default 256M), VM_TIMEOUT (default 300 s). UML is one CPU.
+# VM_MEM (default 256M), VM_TIMEOUT (default 300 s), VM_PIN (pin to one host CPU, see below).
+# UML is one CPU.
 # Needs: user-mode-linux, busybox-static, gcc (the xstate shim below); ipvsadm when installed.
 #
 # The root file system is a directory of this run's temporary directory, mounted read-write over
@@ -79,7 +80,12 @@ poweroff -f
 INIT
 chmod +x "$root/init"
 
-setsid env LD_PRELOAD="$work/uml-xstate-shim.so" timeout -k 5 "${VM_TIMEOUT:-300}" \
+# VM_PIN=N pins the VM's host threads to CPU N: a UML page fault or system call is several host
+# context switches between the VM's kernel thread and the process, and on one CPU those do not
+# wait for the other CPU's scheduler (much less spread when the host is busy).
+pin=()
+[ -n "${VM_PIN:-}" ] && pin=(taskset -c "$VM_PIN")
+setsid env LD_PRELOAD="$work/uml-xstate-shim.so" timeout -k 5 "${VM_TIMEOUT:-300}" "${pin[@]}" \
   "$kernel" "mem=${VM_MEM:-256M}" "umid=ipvs-bench-$$" "uml_dir=$work" \
   root=/dev/root rootfstype=hostfs "rootflags=$root" rw init=/init \
   con=null con0=null,fd:1 ssl=null console=tty0 quiet \

@@ -9,9 +9,10 @@
 # usage: daemon/benches/ipvs.sh [SERVICES [REALS]]     (RUNS=5 BACKEND=uml VM_MEM=1G by default;
 #        ONLY=keeperd or ONLY=keepalived runs one; KEEP=1 keeps the VM's logs;
 #        KEEPERD_DIR=DIR uses DIR/keeperd and DIR/keeperctl instead of building this checkout;
-#        KEEPERD_ENV="NAME=VALUE ..." adds to keeperd's environment)
+#        KEEPERD_ENV="NAME=VALUE ..." adds to keeperd's environment;
+#        KEEPERD_BASE_DIR=DIR also runs DIR/keeperd, as keeperd-base, interleaved)
 # BACKEND=uml: user-mode-linux (Debian's user-mode-linux package, kernel 6.1, one CPU; guest
-#   code runs natively), see ipvs-uml.sh.
+#   code runs natively), see ipvs-uml.sh; pinned to one host CPU (VM_PIN=N, default the last).
 # BACKEND=qemu: QEMU TCG with Debian's cloud kernel (VM_SMP=2 vCPUs), see
 #   daemon/ipvs/tests/vm/run-in-vm.sh; TCG emulates every instruction (CPU-bound code ~20x).
 # Needs: user-mode-linux and gcc (uml) or qemu-system-x86 and cpio (qemu), busybox-static,
@@ -30,23 +31,31 @@ else
   bindir=$(cd "$top" && cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/release
 fi
 for b in keeperd keeperctl; do strip -o "$work/$b" "$bindir/$b"; done
+# KEEPERD_BASE_DIR=DIR: DIR/keeperd runs too, as `keeperd-base`, interleaved with the others.
+base_bin=
+if [ -n "${KEEPERD_BASE_DIR:-}" ]; then
+  strip -o "$work/keeperd-base" "$KEEPERD_BASE_DIR/keeperd"; base_bin=$work/keeperd-base
+fi
 rustc -O --edition 2024 "$here/ipvs-poll.rs" -o "$work/ipvs-poll"
 python3 "$here/ipvs-gen.py" "$work/gen" "$services" "$reals"
 echo "${RUNS:-5}" >"$work/gen/runs"
-echo "${ONLY:-keeperd keepalived}" >"$work/gen/only"
+echo "${ONLY:-${KEEPERD_BASE_DIR:+keeperd-base }keeperd keepalived}" >"$work/gen/only"
 echo "${POLL_TIMEOUT_MS:-600000}" >"$work/gen/timeout-ms"
 # KEEPERD_ENV="NAME=VALUE ...": extra environment for keeperd (experiments, e.g. GLIBC_TUNABLES).
 echo "${KEEPERD_ENV:-}" >"$work/gen/keeperd-env"
 backend=${BACKEND:-uml}
 case $backend in
-  uml) runner=$here/ipvs-uml.sh; vm="UML $(linux.uml --version 2>/dev/null | awk '{print $NF}'), 1 CPU" ;;
+  # Pinned to the host's last CPU unless VM_PIN says otherwise (VM_PIN= does not pin): see
+  # ipvs-uml.sh; unpinned, timings spread 5x on a busy host.
+  uml) runner=$here/ipvs-uml.sh; export VM_PIN=${VM_PIN-$(($(nproc) - 1))}
+       vm="UML $(linux.uml --version 2>/dev/null | awk '{print $NF}'), 1 CPU${VM_PIN:+, pinned to host CPU $VM_PIN}" ;;
   qemu) runner=$top/daemon/ipvs/tests/vm/run-in-vm.sh; vm="QEMU TCG, ${VM_SMP:-2} vCPU" ;;
   *) echo "BACKEND must be uml or qemu"; exit 2 ;;
 esac
-echo "RUNS=${RUNS:-5} $services services x $reals real servers; keeperd ${KEEPERD_DIR:-$(git -C "$top" rev-parse --short HEAD)$(git -C "$top" diff --quiet HEAD || echo +changes)}, $(keepalived --version 2>&1 | head -1); VM: $vm"
+echo "RUNS=${RUNS:-5} $services services x $reals real servers; ${KEEPERD_BASE_DIR:+keeperd-base $KEEPERD_BASE_DIR, }keeperd ${KEEPERD_DIR:-$(git -C "$top" rev-parse --short HEAD)$(git -C "$top" diff --quiet HEAD || echo +changes)}, $(keepalived --version 2>&1 | head -1); VM: $vm"
 VM_TOOLS="keepalived ip" VM_SMP=${VM_SMP:-2} VM_MEM=${VM_MEM:-1G} VM_TIMEOUT=${VM_TIMEOUT:-3000} \
   "$runner" "$work/out" "$here/ipvs-inner.sh" \
-  "$work/keeperd" "$work/keeperctl" "$work/ipvs-poll" "$work"/gen/* >"$work/vm.log" 2>&1 || true
+  "$work/keeperd" "$work/keeperctl" $base_bin "$work/ipvs-poll" "$work"/gen/* >"$work/vm.log" 2>&1 || true
 grep -E '^(RESULT|FAIL)' "$work/vm.log" | tee "$work/results" || true
 grep -E '^RSS' "$work/vm.log" | awk '{s[$2]+=$3; n[$2]++} END {for (i in s) printf "RSS %s: %.1f MB (mean of %d)\n", i, s[i]/n[i]/1024, n[i]}' || true
 # Page faults and CPU time (ticks of 10 ms) of the daemon: up to idle after the cold start, and
@@ -78,8 +87,10 @@ log = [(ts(l), re.sub(r"\x1b\[[0-9;]*m", "", l)) for l in (out / "keeperd.log").
 log = [(t, l) for t, l in log if t]
 events, mark = [], None
 for l in (out / "poll.log").read_text().splitlines():
-    if l.startswith("mark keeperd"):
+    if l.startswith("mark ") and l.split()[1] == "keeperd":
         mark = l.split()[2]
+    elif l.startswith("mark "):
+        mark = None
     elif l.startswith("ipvs-poll: t0") and mark:
         events.append((mark, float(l.split()[2])))
         mark = None
