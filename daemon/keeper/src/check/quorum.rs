@@ -1,9 +1,8 @@
 //! A virtual server's quorum, pure: keepalived's rule (`ipwrapper.c`,
 //! `update_quorum_state`, `weigh_live_realservers`): the checkers run `quorum_up` /
-//! `quorum_down` on its transitions. The IPVS desired table (`lvs::desired`) applies the same
-//! rule, written there too, to the same verdicts to withdraw the real servers of a virtual
-//! server without quorum in favour of its sorry server; [`has_quorum`] is that rule, and the two
-//! must stay the same (lvs::desired could call it).
+//! `quorum_down` on its transitions. The IPVS desired table (`lvs::desired`) calls the same
+//! [`has_quorum`] on the same verdicts to withdraw the real servers of a virtual server without
+//! quorum in favour of its sorry server.
 //!
 //! - The weight of a virtual server is the sum of the weights of its live real servers (a
 //!   dynamic or file weight replaces the configured one; 0 at least).

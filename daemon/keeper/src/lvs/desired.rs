@@ -69,13 +69,14 @@ pub fn build(
             })
             .collect();
         let weight: u64 = live.iter().filter_map(|(_, w)| w.map(u64::from)).sum();
-        let (q, hy) = (i64::from(vs.quorum), i64::from(vs.hysteresis));
-        let w = weight as i64;
         let previous = quorum.get(&vs.name).copied();
-        let up = match previous {
-            Some(true) => w > 0 && w >= q - hy,
-            Some(false) | None => w >= q + hy,
-        };
+        // The one quorum rule, shared with the checker's view (`keeperctl status`).
+        let up = crate::check::quorum::has_quorum(
+            previous,
+            weight,
+            u64::from(vs.quorum),
+            u64::from(vs.hysteresis),
+        );
         quorum.insert(vs.name.clone(), up);
         // At start only a lost quorum is news.
         if previous.map_or(!up, |p| p != up) {
