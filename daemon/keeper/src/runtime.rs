@@ -410,7 +410,8 @@ async fn reload(
     scripts: &ScriptRunner,
     (driver, checkers, tracker): (&mut Driver, &Checkers, &mut crate::track::Tracker),
 ) -> (bool, String) {
-    match config::load(config_path, std::env::vars()).and_then(|new| {
+    // Usually re-reads only the virtual server whose text changed (see config::reload).
+    match config::reload_from(running, config_path, std::env::vars()).and_then(|new| {
         // Script users are fixed at start: the launcher drops the power to add one.
         let mut errors: Vec<(config::KeyPath, String)> =
             privilege::configured_script_users(&new.config)

@@ -14,6 +14,7 @@ use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider, Source};
 
 use super::node::{KeyPath, Node, NodeKind, Origin};
+use super::reload::{FileSource, Sources, VsBlocks};
 
 /// Environment variable prefix; `KEEPER_A__B=1` sets key `a.b`.
 pub const ENV_PREFIX: &str = "KEEPER_";
@@ -60,6 +61,9 @@ pub struct FileLayer {
     /// text a second time: 7% of loading a large file). Handed to figment once, without a copy.
     data: std::sync::Mutex<Option<Dict>>,
     positions: Positions,
+    /// The text and where each virtual server is written in it, kept for the next reload
+    /// (see [`super::reload`]).
+    source: Option<FileSource>,
 }
 
 /// Where each key was written: line and column by joined key path ([`join`]). A flat map of
@@ -112,11 +116,54 @@ impl FileLayer {
             &mut String::new(),
             &mut positions,
         );
+        let blocks = VsBlocks::index(&doc, &text);
+        let data = table_dict(doc.as_table().iter());
+        drop(doc);
         Ok(FileLayer {
             path: path.to_path_buf(),
-            data: std::sync::Mutex::new(Some(table_dict(doc.as_table().iter()))),
+            data: std::sync::Mutex::new(Some(data)),
             positions,
+            source: Some(FileSource {
+                path: path.to_path_buf(),
+                text,
+                blocks,
+            }),
         })
+    }
+
+    pub(crate) fn source(&self) -> Option<&FileSource> {
+        self.source.as_ref()
+    }
+
+    /// The top-level keys the file writes.
+    pub(crate) fn root_keys(&self) -> Vec<String> {
+        self.data
+            .lock()
+            .map(|d| d.as_ref().map(|d| d.keys().cloned().collect()))
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    /// The file's values as a tree, every value placed in this file: what [`merge`] gives for
+    /// a key that no other layer writes (see [`super::reload`]).
+    pub(crate) fn into_node(self) -> Node {
+        let shared: Arc<Path> = Arc::from(self.path.as_path());
+        let data = self
+            .data
+            .into_inner()
+            .map(Option::unwrap_or_default)
+            .unwrap_or_default();
+        let positions = self.positions;
+        let origin_of = |_: &Value, path: &str| -> Origin {
+            let (line, col) = positions.get(path).copied().unwrap_or((0, 0));
+            Origin::File {
+                path: shared.clone(),
+                line,
+                col,
+            }
+        };
+        to_node(Value::from(data), &mut String::new(), &origin_of, true)
     }
 }
 
@@ -383,6 +430,8 @@ impl Provider for EnvLayer {
 pub struct Merged {
     pub root: Node,
     pub files: Vec<PathBuf>,
+    /// What the next reload compares against.
+    pub sources: Sources,
 }
 
 /// Reads and merges every layer. `env` is the process environment (passed in for tests).
@@ -391,6 +440,8 @@ pub fn merge(
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Merged, Vec<LayerError>> {
     let paths = config_files(main).map_err(|e| vec![e])?;
+    let env: Vec<(String, String)> = env.into_iter().collect();
+    let env_snapshot = Sources::keeper_vars(&env);
     let mut layers = Vec::new();
     let mut errors = Vec::new();
     for p in &paths {
@@ -458,7 +509,16 @@ pub fn merge(
         }
     };
     let root = to_node(Value::from(data), &mut String::new(), &origin_of, true);
-    Ok(Merged { root, files: paths })
+    drop(files);
+    let sources = Sources::new(
+        layers.iter_mut().filter_map(|l| l.source.take()).collect(),
+        env_snapshot,
+    );
+    Ok(Merged {
+        root,
+        files: paths,
+        sources,
+    })
 }
 
 fn figment_dict(figment: &Figment) -> Result<Dict, Vec<LayerError>> {

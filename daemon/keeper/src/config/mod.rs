@@ -7,13 +7,16 @@
 pub mod duration;
 pub mod layers;
 pub mod node;
+pub mod reload;
 pub mod schema;
 pub mod support;
 pub mod syntax;
 pub mod validate;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use duration::Secs;
 pub use node::{KeyPath, Node, Origin, display_path};
@@ -52,7 +55,11 @@ impl fmt::Display for Diagnostic {
 pub struct Loaded {
     pub config: Config,
     /// The merged tree, for origins of keys.
-    pub root: Node,
+    pub root: Arc<Node>,
+    /// Virtual servers re-read since `root` was built (see [`reload`]): their keys' places.
+    pub replaced: BTreeMap<String, Arc<Node>>,
+    /// The texts read, for the next reload.
+    pub sources: Arc<reload::Sources>,
     /// The files read, in layer order.
     pub files: Vec<PathBuf>,
     /// Warnings, including keys accepted but not implemented yet.
@@ -61,8 +68,29 @@ pub struct Loaded {
 
 impl Loaded {
     pub fn origin_of(&self, path: &[String]) -> Origin {
-        self.root.origin_of(path)
+        reload::origin_in(&self.replaced, path).unwrap_or_else(|| self.root.origin_of(path))
     }
+}
+
+/// Reloads: re-reads only the virtual server whose text changed when that gives exactly what
+/// [`load`] gives (see [`reload`]), else loads everything again.
+pub fn reload_from(
+    running: &Loaded,
+    main: &Path,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Loaded, Vec<Diagnostic>> {
+    let env: Vec<(String, String)> = env.into_iter().collect();
+    match reload::try_incremental(main, &env, running) {
+        Some(loaded) => Ok(loaded),
+        None => load(main, env),
+    }
+}
+
+/// The order an operator reads problems in: errors first, then by file and line.
+pub(crate) fn sort_diagnostics(diags: &mut [Diagnostic]) {
+    diags.sort_by(|a, b| {
+        (a.severity, a.origin.sort_key(), &a.path).cmp(&(b.severity, b.origin.sort_key(), &b.path))
+    });
 }
 
 /// Loads, merges and validates every layer; on failure returns every problem found.
@@ -125,16 +153,16 @@ pub fn load(
         }
     }
     diags.extend(support::not_implemented(&root));
-    diags.sort_by(|a, b| {
-        (a.severity, a.origin.sort_key(), &a.path).cmp(&(b.severity, b.origin.sort_key(), &b.path))
-    });
+    sort_diagnostics(&mut diags);
     let (errors, warnings): (Vec<_>, Vec<_>) = diags
         .into_iter()
         .partition(|d| d.severity == Severity::Error);
     match config {
         Some(config) if errors.is_empty() => Ok(Loaded {
             config,
-            root,
+            root: Arc::new(root),
+            replaced: BTreeMap::new(),
+            sources: Arc::new(merged.sources),
             files: merged.files,
             warnings,
         }),

@@ -33,7 +33,9 @@ pub struct Config {
     pub vrrp_track_process: BTreeMap<String, VrrpTrackProcess>,
     // --- end of tracked files and processes ----------------------------------------------------
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub virtual_server: BTreeMap<String, VirtualServer>,
+    /// Each virtual server shared (`Arc`): the LVS actor's copy of the configuration and a reload
+    /// that re-read one virtual server (see `config::reload`) share every other one.
+    pub virtual_server: BTreeMap<String, std::sync::Arc<VirtualServer>>,
     /// `virtual_server_group NAME { … }`: the members, in keepalived syntax, each `"IP [PORT]"`,
     /// `"IP-LAST [PORT]"` (IPv4: last byte, decimal; IPv6: last group, hex), `"IP-IP [PORT]"`,
     /// `"IP/PREFIX [PORT]"`, or `"fwmark N [inet|inet6]"`. A `virtual_server` with

@@ -292,19 +292,22 @@ pub fn is_implemented<S: AsRef<str>>(path: &[S]) -> bool {
 /// A warning for every written key keeperd does not act on yet.
 pub fn not_implemented(root: &Node) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    root.for_each_written(&mut |path, node| {
-        if !is_implemented(path) {
-            out.push(Diagnostic {
-                severity: Severity::Warning,
-                origin: node.origin.clone(),
-                path: path.iter().map(|s| s.to_string()).collect(),
-                message: "accepted, not implemented: keeperd does not act on this key yet"
-                    .to_string(),
-            });
-        }
-    });
+    root.for_each_written(&mut |path, node| out.extend(not_implemented_at(path, node)));
     out
 }
+
+/// The warning for one written key, if keeperd does not act on it.
+pub(crate) fn not_implemented_at(path: &[&str], node: &Node) -> Option<Diagnostic> {
+    (!is_implemented(path)).then(|| Diagnostic {
+        severity: Severity::Warning,
+        origin: node.origin.clone(),
+        path: path.iter().map(|s| s.to_string()).collect(),
+        message: NOT_IMPLEMENTED.to_string(),
+    })
+}
+
+/// The message of a key accepted but not acted on.
+pub const NOT_IMPLEMENTED: &str = "accepted, not implemented: keeperd does not act on this key yet";
 
 #[cfg(test)]
 mod tests {
