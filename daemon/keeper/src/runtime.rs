@@ -210,9 +210,8 @@ async fn event_loop(
             _ = int.recv() => break,
             _ = hup.recv() => {
                 notifier.reloading();
-                if reload(&config_path, &mut running, &scripts, (&mut driver, &checkers, &mut tracker)).await.0 {
+                if reload(&config_path, &mut running, &scripts, (&mut driver, &checkers, &mut tracker, &lvs)).await.0 {
                     notes.reconfigure(&running.config);
-                    lvs.reload(&running.config);
                     lvs.vrrp_states(vrrp_states(&driver));
                 }
                 notifier.ready(&summary(&driver));
@@ -252,10 +251,9 @@ async fn event_loop(
                     }),
                     Request::Reload => {
                         notifier.reloading();
-                        let (ok, message) = reload(&config_path, &mut running, &scripts, (&mut driver, &checkers, &mut tracker)).await;
+                        let (ok, message) = reload(&config_path, &mut running, &scripts, (&mut driver, &checkers, &mut tracker, &lvs)).await;
                         if ok {
                             notes.reconfigure(&running.config);
-                            lvs.reload(&running.config);
                             lvs.vrrp_states(vrrp_states(&driver));
                         }
                         notifier.ready(&summary(&driver));
@@ -408,7 +406,7 @@ async fn reload(
     config_path: &std::path::Path,
     running: &mut Loaded,
     scripts: &ScriptRunner,
-    (driver, checkers, tracker): (&mut Driver, &Checkers, &mut crate::track::Tracker),
+    (driver, checkers, tracker, lvs): (&mut Driver, &Checkers, &mut crate::track::Tracker, &Lvs),
 ) -> (bool, String) {
     // Usually re-reads only the virtual server whose text changed (see config::reload).
     match config::reload_from(running, config_path, std::env::vars()).and_then(|new| {
@@ -448,7 +446,10 @@ async fn reload(
                 tracing::warn!("{w}");
             }
             // Only the differences are applied: unchanged instances and real servers are not
-            // touched (they keep state, timers and VIPs).
+            // touched (they keep state, timers and VIPs). IPVS is told first: its task then runs
+            // before the checkers' (tasks run in the order they were woken), and a reload that
+            // changes a weight reaches the kernel without waiting for them.
+            lvs.reload(&new.config);
             driver.reload(Setup::from_config(&new.config)).await;
             checkers.reload(check::plan::plan(&new.config));
             tracker.reload(&new.config);
