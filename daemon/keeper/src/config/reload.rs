@@ -23,7 +23,7 @@
 //! that parses alone ends outside any string, array or inline table, so the text after it reads
 //! as before.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -261,20 +261,34 @@ pub(crate) fn try_incremental(
     let mut config = running.config.clone();
     config.virtual_server.insert(name.clone(), Arc::new(vs?));
 
-    let findings = findings(&config)?;
+    let findings = findings(&config, &name)?;
     let prefix = [VS.to_string(), name.clone()];
     let under = |path: &[String]| path.starts_with(&prefix);
-    // Outside the changed virtual server, the findings must be the previous load's.
+    let other_vs = |path: &[String]| path.first().is_some_and(|s| s == VS) && !under(path);
+    // Under another virtual server, the warnings are the previous load's: they come from
+    // checks of that virtual server alone (its keys, its IPVS plan), and its text is unchanged.
+    // So are the keys accepted but not implemented, outside the changed virtual server.
+    let mut warnings: Vec<Diagnostic> = running
+        .warnings
+        .iter()
+        .filter(|w| other_vs(&w.path) || (!under(&w.path) && w.message == support::NOT_IMPLEMENTED))
+        .cloned()
+        .collect();
+    let carried: BTreeSet<(Severity, &KeyPath, &str)> = warnings
+        .iter()
+        .map(|w| (w.severity, &w.path, w.message.as_str()))
+        .collect();
+    // Outside any virtual server, the findings must be the previous load's.
     let mut previous: BTreeMap<(Severity, KeyPath, String), Vec<Origin>> = BTreeMap::new();
     for w in &running.warnings {
-        if !under(&w.path) && w.message != support::NOT_IMPLEMENTED {
+        if w.path.first().is_none_or(|s| s != VS) && w.message != support::NOT_IMPLEMENTED {
             previous
                 .entry((w.severity, w.path.clone(), w.message.clone()))
                 .or_default()
                 .push(w.origin.clone());
         }
     }
-    let mut warnings: Vec<Diagnostic> = Vec::new();
+    let mut fresh: Vec<Diagnostic> = Vec::new();
     for (severity, path, message) in findings {
         if severity == Severity::Error {
             return None;
@@ -282,28 +296,28 @@ pub(crate) fn try_incremental(
         let key = (severity, path, message);
         let origin = if under(&key.1) {
             node.origin_of(&key.1[2..])
+        } else if other_vs(&key.1) {
+            // Computed again by a check that covers every virtual server: already carried.
+            if !carried.contains(&(key.0, &key.1, key.2.as_str())) {
+                return None;
+            }
+            continue;
         } else {
             previous.get_mut(&key)?.pop()?
         };
         let (severity, path, message) = key;
-        warnings.push(Diagnostic {
+        fresh.push(Diagnostic {
             severity,
             origin,
             path,
             message,
         });
     }
+    drop(carried);
+    warnings.append(&mut fresh);
     if previous.values().any(|o| !o.is_empty()) {
         return None;
     }
-    // Keys accepted but not implemented: those outside are unchanged, those inside re-listed.
-    warnings.extend(
-        running
-            .warnings
-            .iter()
-            .filter(|w| !under(&w.path) && w.message == support::NOT_IMPLEMENTED)
-            .cloned(),
-    );
     node.for_each_written(&mut |path, n| {
         let full: Vec<&str> = [VS, name.as_str()]
             .into_iter()
@@ -336,12 +350,14 @@ pub(crate) fn try_incremental(
     })
 }
 
-/// Every finding of validation and of the VRRP and IPVS plans, as `load` makes them.
-fn findings(config: &super::Config) -> Option<Vec<(Severity, KeyPath, String)>> {
-    let mut out: Vec<(Severity, KeyPath, String)> = validate::validate(config)
-        .into_iter()
-        .map(|f| (f.severity, f.path, f.message))
-        .collect();
+/// The findings of validation (but for other virtual servers' own keys) and of the VRRP and
+/// IPVS plans, as `load` makes them.
+fn findings(config: &super::Config, changed: &str) -> Option<Vec<(Severity, KeyPath, String)>> {
+    let mut out: Vec<(Severity, KeyPath, String)> =
+        validate::validate_changed_virtual_server(config, changed)
+            .into_iter()
+            .map(|f| (f.severity, f.path, f.message))
+            .collect();
     if out.iter().any(|f| f.0 == Severity::Error) {
         return None;
     }

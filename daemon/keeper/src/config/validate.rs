@@ -56,11 +56,16 @@ impl Checker {
         });
     }
 
-    fn range(&mut self, path: KeyPath, value: i64, lo: i64, hi: i64) -> bool {
+    /// `path` is built only for a finding: a large configuration has tens of thousands of
+    /// values in range, and building each one's path was most of validating it.
+    fn range(&mut self, path: impl FnOnce() -> KeyPath, value: i64, lo: i64, hi: i64) -> bool {
         if (lo..=hi).contains(&value) {
             return true;
         }
-        self.error(path, format!("must be between {lo} and {hi}, got {value}"));
+        self.error(
+            path(),
+            format!("must be between {lo} and {hi}, got {value}"),
+        );
         false
     }
 }
@@ -72,6 +77,16 @@ pub fn instance_version(cfg: &Config, inst: &VrrpInstance) -> i64 {
 
 /// Checks everything that can be checked without the running system.
 pub fn validate(cfg: &Config) -> Vec<Finding> {
+    validate_some(cfg, None)
+}
+
+/// [`validate`] after a change to virtual server `name` alone: the findings of everything but
+/// the other virtual servers' own keys (which cannot have changed; see `config::reload`).
+pub fn validate_changed_virtual_server(cfg: &Config, name: &str) -> Vec<Finding> {
+    validate_some(cfg, Some(name))
+}
+
+fn validate_some(cfg: &Config, only_virtual_server: Option<&str>) -> Vec<Finding> {
     let mut c = Checker {
         findings: Vec::new(),
     };
@@ -81,7 +96,7 @@ pub fn validate(cfg: &Config) -> Vec<Finding> {
     check_scripts(&mut c, cfg);
     check_track_files(&mut c, cfg);
     check_track_processes(&mut c, cfg);
-    check_virtual_servers(&mut c, cfg);
+    check_virtual_servers(&mut c, cfg, only_virtual_server);
     // Notify script lines and timeout (notify/mod.rs).
     c.findings.extend(crate::notify::check(cfg));
     c.findings
@@ -89,21 +104,21 @@ pub fn validate(cfg: &Config) -> Vec<Finding> {
 
 fn check_global(c: &mut Checker, cfg: &Config) {
     let g = &cfg.global;
-    c.range(p(&["global", "vrrp_version"]), g.vrrp_version, 2, 3);
+    c.range(|| p(&["global", "vrrp_version"]), g.vrrp_version, 2, 3);
     c.range(
-        p(&["global", "vrrp_garp_master_repeat"]),
+        || p(&["global", "vrrp_garp_master_repeat"]),
         g.vrrp_garp_master_repeat,
         0,
         255,
     );
     c.range(
-        p(&["global", "vrrp_garp_master_refresh_repeat"]),
+        || p(&["global", "vrrp_garp_master_refresh_repeat"]),
         g.vrrp_garp_master_refresh_repeat,
         1,
         255,
     );
     if let Some(rt) = g.vrrp_rt_priority {
-        c.range(p(&["global", "vrrp_rt_priority"]), rt, 1, 99);
+        c.range(|| p(&["global", "vrrp_rt_priority"]), rt, 1, 99);
     }
     if let Some(s) = &g.smtp_server
         && let Err(e) = parse_host_port(s, 25)
@@ -166,7 +181,7 @@ fn check_instances(c: &mut Checker, cfg: &Config) -> HashMap<String, bool> {
         let base = p(&["vrrp_instance", name]);
         let version = instance_version(cfg, inst);
         if let Some(v) = inst.version {
-            c.range(with(&base, &["version"]), v, 2, 3);
+            c.range(|| with(&base, &["version"]), v, 2, 3);
         }
         match &inst.interface {
             Some(i) if !i.trim().is_empty() => {}
@@ -175,7 +190,7 @@ fn check_instances(c: &mut Checker, cfg: &Config) -> HashMap<String, bool> {
         }
         let vrid = match inst.virtual_router_id {
             Some(v) => c
-                .range(with(&base, &["virtual_router_id"]), v, 1, 255)
+                .range(|| with(&base, &["virtual_router_id"]), v, 1, 255)
                 .then_some(v),
             None => {
                 c.error(base.clone(), "missing key `virtual_router_id`");
@@ -183,7 +198,7 @@ fn check_instances(c: &mut Checker, cfg: &Config) -> HashMap<String, bool> {
             }
         };
         if let Some(pr) = inst.priority {
-            c.range(with(&base, &["priority"]), pr, 1, 255);
+            c.range(|| with(&base, &["priority"]), pr, 1, 255);
         }
         if let Some(adv) = inst.advert_int {
             check_advert_int(c, with(&base, &["advert_int"]), adv.get(), version);
@@ -314,10 +329,10 @@ fn check_instances(c: &mut Checker, cfg: &Config) -> HashMap<String, bool> {
             }
         }
         if let Some(r) = inst.garp_master_repeat {
-            c.range(with(&base, &["garp_master_repeat"]), r, 0, 255);
+            c.range(|| with(&base, &["garp_master_repeat"]), r, 0, 255);
         }
         if let Some(r) = inst.garp_master_refresh_repeat {
-            c.range(with(&base, &["garp_master_refresh_repeat"]), r, 1, 255);
+            c.range(|| with(&base, &["garp_master_refresh_repeat"]), r, 1, 255);
         }
         if inst.preempt_delay.get() > Duration::from_secs(1000) {
             c.error(with(&base, &["preempt_delay"]), "must be at most 1000 s");
@@ -405,9 +420,9 @@ fn check_scripts(c: &mut Checker, cfg: &Config) {
         if s.timeout.is_some_and(|t| t.get().is_zero()) {
             c.error(with(&base, &["timeout"]), "must be above 0");
         }
-        c.range(with(&base, &["weight"]), s.weight, -253, 253);
-        c.range(with(&base, &["rise"]), s.rise, 1, 1_000_000);
-        c.range(with(&base, &["fall"]), s.fall, 1, 1_000_000);
+        c.range(|| with(&base, &["weight"]), s.weight, -253, 253);
+        c.range(|| with(&base, &["rise"]), s.rise, 1, 1_000_000);
+        c.range(|| with(&base, &["fall"]), s.fall, 1, 1_000_000);
     }
 }
 
@@ -428,7 +443,7 @@ fn check_track_files(c: &mut Checker, cfg: &Config) {
             ),
             Some(_) => {}
         }
-        c.range(with(&base, &["weight"]), f.weight, -254, 254);
+        c.range(|| with(&base, &["weight"]), f.weight, -254, 254);
         if let Some(init) = f.init_file
             && !(-254..=254).contains(&init.value)
         {
@@ -456,15 +471,35 @@ fn check_track_processes(c: &mut Checker, cfg: &Config) {
                 c.error(path, message);
             }
         }
-        c.range(with(&base, &["weight"]), pr.weight, -254, 254);
+        c.range(|| with(&base, &["weight"]), pr.weight, -254, 254);
     }
 }
 
 // --- end of tracked files and processes --------------------------------------------------------
 
-fn check_virtual_servers(c: &mut Checker, cfg: &Config) {
+/// `only`: check that virtual server's own keys and skip the others' (a reload that changed
+/// only it: each virtual server's checks read nothing of the others); the checks across
+/// virtual servers always run.
+fn check_virtual_servers(c: &mut Checker, cfg: &Config, only: Option<&str>) {
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     for (name, vs) in &cfg.virtual_server {
+        // Groups, service clashes across groups and families: `lvs::plan` (notes in `load`).
+        let key = match (vs.ip, vs.port, vs.fwmark) {
+            (Some(ip), Some(port), _) => Some(format!("{:?} {ip} {port}", vs.protocol)),
+            (_, _, Some(m)) => Some(format!("fwmark {m}")),
+            _ => None,
+        };
+        if let Some(k) = key
+            && let Some(other) = seen.insert(k.clone(), name.clone())
+        {
+            c.error(
+                p(&["virtual_server", name]),
+                format!("virtual server {other:?} already serves {k}"),
+            );
+        }
+        if only.is_some_and(|o| o != name) {
+            continue;
+        }
         let base = p(&["virtual_server", name]);
         let kinds = [vs.ip.is_some(), vs.fwmark.is_some(), vs.group.is_some()];
         if kinds.iter().filter(|&&k| k).count() != 1 {
@@ -476,7 +511,7 @@ fn check_virtual_servers(c: &mut Checker, cfg: &Config) {
         if vs.ip.is_some() {
             match vs.port {
                 Some(port) => {
-                    c.range(with(&base, &["port"]), port, 0, 65535);
+                    c.range(|| with(&base, &["port"]), port, 0, 65535);
                 }
                 None => c.error(base.clone(), "missing key `port` (with `ip`)"),
             }
@@ -484,21 +519,7 @@ fn check_virtual_servers(c: &mut Checker, cfg: &Config) {
             c.error(with(&base, &["port"]), "`port` goes with `ip`");
         }
         if let Some(m) = vs.fwmark {
-            c.range(with(&base, &["fwmark"]), m, 1, u32::MAX as i64);
-        }
-        // Groups, service clashes across groups and families: `lvs::plan` (notes in `load`).
-        let key = match (vs.ip, vs.port, vs.fwmark) {
-            (Some(ip), Some(port), _) => Some(format!("{:?} {ip} {port}", vs.protocol)),
-            (_, _, Some(m)) => Some(format!("fwmark {m}")),
-            _ => None,
-        };
-        if let Some(k) = key
-            && let Some(other) = seen.insert(k.clone(), name.clone())
-        {
-            c.error(
-                base.clone(),
-                format!("virtual server {other:?} already serves {k}"),
-            );
+            c.range(|| with(&base, &["fwmark"]), m, 1, u32::MAX as i64);
         }
         if vs.delay_loop.get().is_zero() {
             c.error(with(&base, &["delay_loop"]), "must be above 0");
@@ -513,9 +534,9 @@ fn check_virtual_servers(c: &mut Checker, cfg: &Config) {
         {
             c.error(with(&base, &["sorry_server"]), e);
         }
-        c.range(with(&base, &["quorum"]), vs.quorum, 1, i32::MAX as i64);
+        c.range(|| with(&base, &["quorum"]), vs.quorum, 1, i32::MAX as i64);
         c.range(
-            with(&base, &["hysteresis"]),
+            || with(&base, &["hysteresis"]),
             vs.hysteresis,
             0,
             i32::MAX as i64,
@@ -530,14 +551,14 @@ fn check_virtual_servers(c: &mut Checker, cfg: &Config) {
             };
             let port = rs.port.or(vs.port).unwrap_or(0);
             if let Some(p) = rs.port {
-                c.range(with(&rb, &["port"]), p, 0, 65535);
+                c.range(|| with(&rb, &["port"]), p, 0, 65535);
             }
-            c.range(with(&rb, &["weight"]), rs.weight, 0, 65535);
+            c.range(|| with(&rb, &["weight"]), rs.weight, 0, 65535);
             if let Some(u) = rs.uthreshold {
-                c.range(with(&rb, &["uthreshold"]), u, 0, u32::MAX as i64);
+                c.range(|| with(&rb, &["uthreshold"]), u, 0, u32::MAX as i64);
             }
             if let Some(l) = rs.lthreshold {
-                c.range(with(&rb, &["lthreshold"]), l, 0, u32::MAX as i64);
+                c.range(|| with(&rb, &["lthreshold"]), l, 0, u32::MAX as i64);
             }
             let kind = rs.lb_kind.unwrap_or(vs.lb_kind);
             if let Some(vip) = vs.ip
@@ -581,14 +602,14 @@ fn check_retry(c: &mut Checker, base: &KeyPath, retry: Option<i64>, nb_get_retry
     }
     for (key, v) in [("retry", retry), ("nb_get_retry", nb_get_retry)] {
         if let Some(v) = v {
-            c.range(with(base, &[key]), v, 0, 1_000_000);
+            c.range(|| with(base, &[key]), v, 0, 1_000_000);
         }
     }
 }
 
 fn check_port(c: &mut Checker, base: &KeyPath, port: Option<i64>) {
     if let Some(port) = port {
-        c.range(with(base, &["connect_port"]), port, 1, 65535);
+        c.range(|| with(base, &["connect_port"]), port, 1, 65535);
     }
 }
 
@@ -642,7 +663,7 @@ fn check_misc(c: &mut Checker, base: KeyPath, m: &MiscCheck) {
         c.error(with(&base, &["misc_timeout"]), "must be above 0");
     }
     if let Some(r) = m.retry {
-        c.range(with(&base, &["retry"]), r, 0, 1_000_000);
+        c.range(|| with(&base, &["retry"]), r, 0, 1_000_000);
     }
 }
 
@@ -672,12 +693,12 @@ fn check_health_checks(
 ) {
     positive(c, with(vs_base, &["connect_timeout"]), vs.connect_timeout);
     if let Some(r) = vs.retry {
-        c.range(with(vs_base, &["retry"]), r, 0, 1_000_000);
+        c.range(|| with(vs_base, &["retry"]), r, 0, 1_000_000);
     }
     positive(c, with(rb, &["connect_timeout"]), rs.connect_timeout);
     positive(c, with(rb, &["delay_loop"]), rs.delay_loop);
     if let Some(r) = rs.retry {
-        c.range(with(rb, &["retry"]), r, 0, 1_000_000);
+        c.range(|| with(rb, &["retry"]), r, 0, 1_000_000);
     }
     script_line(c, with(rb, &["notify_up"]), &rs.notify_up);
     script_line(c, with(rb, &["notify_down"]), &rs.notify_down);
@@ -775,7 +796,7 @@ fn check_health_checks_ii(
                   target: IpAddr,
                   bindto: Option<IpAddr>| {
         if let Some(r) = retry {
-            c.range(with(kb, &["retry"]), r, 0, 1_000_000);
+            c.range(|| with(kb, &["retry"]), r, 0, 1_000_000);
         }
         positive(c, with(kb, &["connect_timeout"]), timeout);
         positive(c, with(kb, &["delay_loop"]), delay_loop);
@@ -790,7 +811,7 @@ fn check_health_checks_ii(
     };
     let needs_port = |c: &mut Checker, kb: &KeyPath, connect_port: Option<i64>| match connect_port {
         Some(p) => {
-            c.range(with(kb, &["connect_port"]), p, 1, 65535);
+            c.range(|| with(kb, &["connect_port"]), p, 1, 65535);
         }
         None if port.is_none() => c.error(
             kb.clone(),
@@ -827,7 +848,7 @@ fn check_health_checks_ii(
         ];
         for (key, v) in lens {
             if let Some(v) = v {
-                c.range(with(&kb, &[key]), v, 0, 65535);
+                c.range(|| with(&kb, &[key]), v, 0, 65535);
             }
         }
         if let (Some(lo), Some(hi)) = (u.min_reply_length, u.max_reply_length)
@@ -932,7 +953,7 @@ fn check_health_checks_ii(
         }
         if let Some(w) = f.weight {
             c.range(
-                with(&kb, &["weight"]),
+                || with(&kb, &["weight"]),
                 w,
                 -i64::from(i32::MAX),
                 i64::from(i32::MAX),
