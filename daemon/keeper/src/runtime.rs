@@ -140,7 +140,7 @@ async fn event_loop(
     let mut driver = Driver::start(Setup::from_config(&loaded.config)).await?;
     // lvs: IPVS in a task of its own beside this loop (started while privileged: it may set a
     // sysctl), told about reloads, VRRP states and health verdicts.
-    let lvs = Lvs::start(&loaded.config, vrrp_states(&driver));
+    let lvs = Lvs::start(&loaded.config, loaded.lvs_plans(), vrrp_states(&driver));
     let dropped = privilege::drop_privileges(&who.daemon, privilege::DAEMON_CAPS)?;
     privilege::log_dropped("keeperd", &dropped, privilege::DAEMON_CAPS);
     // --- Unprivileged from here on (CAP_NET_ADMIN and CAP_NET_RAW only). --------------------
@@ -449,7 +449,7 @@ async fn reload(
             // touched (they keep state, timers and VIPs). IPVS is told first: its task then runs
             // before the checkers' (tasks run in the order they were woken), and a reload that
             // changes a weight reaches the kernel without waiting for them.
-            lvs.reload(&new.config);
+            lvs.reload(&new.config, new.lvs_plans());
             driver.reload(Setup::from_config(&new.config)).await;
             checkers.reload(check::plan::plan(&new.config));
             tracker.reload(&new.config);

@@ -70,6 +70,11 @@ impl Loaded {
     pub fn origin_of(&self, path: &[String]) -> Origin {
         reload::origin_in(&self.replaced, path).unwrap_or_else(|| self.root.origin_of(path))
     }
+
+    /// The IPVS plans this configuration was checked with (see `lvs::plan::plan_shared`).
+    pub fn lvs_plans(&self) -> crate::lvs::plan::SharedPlanCache {
+        self.sources.lvs_plans.clone()
+    }
 }
 
 /// Reloads: re-reads only the virtual server whose text changed when that gives exactly what
@@ -147,7 +152,7 @@ pub fn load(
                 note(n.error, n.path, n.message);
             }
             // So is the IPVS plan (groups, services claimed twice, families, sync daemon).
-            for n in crate::lvs::plan::plan(cfg).1 {
+            for n in crate::lvs::plan::plan_shared(cfg, &merged.sources.lvs_plans).1 {
                 note(n.error, n.path, n.message);
             }
         }

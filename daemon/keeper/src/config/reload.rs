@@ -32,6 +32,7 @@ use std::sync::Arc;
 use super::layers::{self, ENV_PREFIX, FileLayer};
 use super::node::{KeyPath, Node, Origin};
 use super::{Diagnostic, Loaded, Severity, support, validate};
+use crate::lvs::plan::SharedPlanCache;
 
 const VS: &str = "virtual_server";
 
@@ -40,6 +41,9 @@ const VS: &str = "virtual_server";
 pub struct Sources {
     files: Vec<FileSource>,
     env: Vec<(String, String)>,
+    /// The IPVS plans of the virtual servers, passed on from load to load (and to the IPVS
+    /// task): a reload plans only the changed one.
+    pub lvs_plans: SharedPlanCache,
 }
 
 impl fmt::Debug for Sources {
@@ -60,7 +64,11 @@ impl fmt::Debug for Sources {
 
 impl Sources {
     pub(crate) fn new(files: Vec<FileSource>, env: Vec<(String, String)>) -> Sources {
-        Sources { files, env }
+        Sources {
+            files,
+            env,
+            lvs_plans: SharedPlanCache::default(),
+        }
     }
 
     /// The variables a load reads, sorted (the comparison of two reloads' environments).
@@ -261,7 +269,7 @@ pub(crate) fn try_incremental(
     let mut config = running.config.clone();
     config.virtual_server.insert(name.clone(), Arc::new(vs?));
 
-    let findings = findings(&config, &name)?;
+    let findings = findings(&config, &name, &prev.lvs_plans)?;
     let prefix = [VS.to_string(), name.clone()];
     let under = |path: &[String]| path.starts_with(&prefix);
     let other_vs = |path: &[String]| path.first().is_some_and(|s| s == VS) && !under(path);
@@ -346,13 +354,18 @@ pub(crate) fn try_incremental(
         sources: Arc::new(Sources {
             files,
             env: env_now,
+            lvs_plans: prev.lvs_plans.clone(),
         }),
     })
 }
 
 /// The findings of validation (but for other virtual servers' own keys) and of the VRRP and
 /// IPVS plans, as `load` makes them.
-fn findings(config: &super::Config, changed: &str) -> Option<Vec<(Severity, KeyPath, String)>> {
+fn findings(
+    config: &super::Config,
+    changed: &str,
+    lvs_plans: &SharedPlanCache,
+) -> Option<Vec<(Severity, KeyPath, String)>> {
     let mut out: Vec<(Severity, KeyPath, String)> =
         validate::validate_changed_virtual_server(config, changed)
             .into_iter()
@@ -364,7 +377,7 @@ fn findings(config: &super::Config, changed: &str) -> Option<Vec<(Severity, KeyP
     for n in crate::vrrp::plan::plan(config).1 {
         out.push((severity(n.error), n.path, n.message));
     }
-    for n in crate::lvs::plan::plan(config).1 {
+    for n in crate::lvs::plan::plan_shared(config, lvs_plans).1 {
         out.push((severity(n.error), n.path, n.message));
     }
     Some(out)

@@ -6,8 +6,9 @@
 //!
 //! Health does not enter here: [`super::desired`] combines these plans with the verdicts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 use keeper_ipvs::{
     AddressFamily, Destination, ForwardMethod, Netmask, Protocol, Scheduler, Service, ServiceKey,
@@ -103,7 +104,8 @@ pub struct SyncPlan {
 /// Everything IPVS needs from a configuration.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LvsPlan {
-    pub virtual_servers: Vec<VirtualServerPlan>,
+    /// Shared with the [`PlanCache`] that made them: a reload re-plans only what changed.
+    pub virtual_servers: Vec<Arc<VirtualServerPlan>>,
     pub sync: Option<SyncPlan>,
 }
 
@@ -143,13 +145,68 @@ impl Notes {
 /// Plans every virtual server and the sync daemon. A virtual server with an error is left out;
 /// every finding is returned.
 pub fn plan(cfg: &Config) -> (LvsPlan, Vec<LvsNote>) {
+    plan_cached(cfg, &mut PlanCache::default())
+}
+
+/// The plans of the virtual servers last planned, with their notes. A virtual server whose
+/// configuration is the same `Arc` as then (a reload that re-read another one, see
+/// `config::reload`) and whose groups are unchanged is not planned again: its plan depends on
+/// nothing else.
+#[derive(Debug, Default)]
+pub struct PlanCache {
+    groups: BTreeMap<String, Option<Vec<Member>>>,
+    entries: HashMap<String, CachedPlan>,
+}
+
+#[derive(Debug)]
+struct CachedPlan {
+    config: Arc<VirtualServer>,
+    plan: Option<Arc<VirtualServerPlan>>,
+    notes: Vec<LvsNote>,
+}
+
+/// One [`PlanCache`] shared by the configuration's checks and the IPVS task: both plan the
+/// same configuration, and a reload then plans one virtual server once.
+pub type SharedPlanCache = Arc<std::sync::Mutex<PlanCache>>;
+
+/// [`plan_cached`] on a shared cache.
+pub fn plan_shared(cfg: &Config, cache: &SharedPlanCache) -> (LvsPlan, Vec<LvsNote>) {
+    // A panic while planning leaves at worst a cache of older plans, each still keyed by the
+    // configuration it was made from: usable.
+    let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+    plan_cached(cfg, &mut cache)
+}
+
+/// [`plan`], reusing and then updating `cache`.
+pub fn plan_cached(cfg: &Config, cache: &mut PlanCache) -> (LvsPlan, Vec<LvsNote>) {
     let mut notes = Notes(Vec::new());
     let groups = expand_groups(cfg, &mut notes);
+    if groups != cache.groups {
+        cache.entries.clear();
+        cache.groups = groups;
+    }
+    let groups = &cache.groups;
+    let mut entries = HashMap::with_capacity(cfg.virtual_server.len());
     let mut virtual_servers = Vec::new();
     // Which virtual server each kernel service came from, to refuse two claiming one.
     let mut claimed: BTreeMap<ServiceKey, String> = BTreeMap::new();
     for (name, vs) in &cfg.virtual_server {
-        let Some(p) = plan_virtual_server(name, vs, &groups, &mut notes) else {
+        let cached = match cache.entries.remove(name) {
+            Some(c) if Arc::ptr_eq(&c.config, vs) => c,
+            _ => {
+                let mut own = Notes(Vec::new());
+                let plan = plan_virtual_server(name, vs, groups, &mut own).map(Arc::new);
+                CachedPlan {
+                    config: vs.clone(),
+                    plan,
+                    notes: own.0,
+                }
+            }
+        };
+        notes.0.extend(cached.notes.iter().cloned());
+        let planned = cached.plan.clone();
+        entries.insert(name.clone(), cached);
+        let Some(p) = planned else {
             continue;
         };
         let mut clash = false;
@@ -170,6 +227,7 @@ pub fn plan(cfg: &Config) -> (LvsPlan, Vec<LvsNote>) {
         }
         virtual_servers.push(p);
     }
+    cache.entries = entries;
     let sync = plan_sync(cfg, &mut notes);
     (
         LvsPlan {
@@ -834,6 +892,54 @@ mod tests {
         super::plan(c)
     }
 
+    #[test]
+    fn the_cache_replans_only_changed_virtual_servers_and_gives_the_same_plan() {
+        let text = r#"
+[virtual_server.a]
+ip = "10.0.0.100"
+port = 80
+[virtual_server.a.real_server.r]
+ip = "10.0.0.21"
+port = 8080
+[virtual_server.b]
+ip = "10.0.0.101"
+port = 80
+[virtual_server.b.real_server.r]
+ip = "10.0.0.22"
+"#;
+        let mut c = cfg(text);
+        let mut cache = PlanCache::default();
+        let first = plan_cached(&c, &mut cache);
+        assert_eq!(first, plan_of(&c));
+        // Unchanged: the same plans, not planned again.
+        let again = plan_cached(&c, &mut cache);
+        assert_eq!(again, first);
+        assert!(Arc::ptr_eq(
+            &again.0.virtual_servers[0],
+            &first.0.virtual_servers[0]
+        ));
+        // `b` changed (a new Arc, as a reload makes): re-planned; `a` reused.
+        let mut b = (*c.virtual_server["b"]).clone();
+        b.real_server.values_mut().for_each(|r| r.weight = 7);
+        c.virtual_server.insert("b".into(), Arc::new(b));
+        let third = plan_cached(&c, &mut cache);
+        assert_eq!(third, plan_of(&c));
+        assert!(Arc::ptr_eq(
+            &third.0.virtual_servers[0],
+            &first.0.virtual_servers[0]
+        ));
+        assert_eq!(third.0.virtual_servers[1].real_servers[0].weight, 7);
+        // The groups changed: everything is planned again, and still equal.
+        c.virtual_server_group
+            .insert("g".into(), vec!["10.0.0.1 80".to_string()]);
+        let fourth = plan_cached(&c, &mut cache);
+        assert_eq!(fourth, plan_of(&c));
+        assert!(!Arc::ptr_eq(
+            &fourth.0.virtual_servers[0],
+            &first.0.virtual_servers[0]
+        ));
+    }
+
     fn cfg(text: &str) -> Config {
         toml::from_str(text).expect("test config parses")
     }
@@ -1026,7 +1132,7 @@ mod tests {
             [virtual_server.empty]
             fwmark = 10
         "#));
-        let all: Vec<String> = plan.virtual_servers.iter().flat_map(keys).collect();
+        let all: Vec<String> = plan.virtual_servers.iter().flat_map(|p| keys(p)).collect();
         assert_eq!(all, ["FWM 9 IPv6", "FWM 10", "FWM 4", "FWM 6 IPv6"]);
         // Real servers of a fwmark service listen on the packet's port: 0.
         let m4 = plan

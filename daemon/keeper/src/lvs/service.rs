@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::desired::{self, QuorumChange};
 use super::health::{HealthMap, HealthUpdate, RealServerHealth, RealServerId};
 use super::owned::OwnedFile;
-use super::plan::{self, LvsPlan};
+use super::plan::{self, LvsPlan, SharedPlanCache};
 use super::sync_daemon;
 use crate::config::schema::{Config, FlushOnStop, LvsTimeouts};
 
@@ -38,7 +38,7 @@ const CHUNK: usize = 1024;
 const LOG_EACH: usize = 16;
 
 enum Msg {
-    Config(Box<Config>),
+    Config(Box<Config>, SharedPlanCache),
     Health(HealthUpdate),
     Vrrp(BTreeMap<String, State>),
     Shutdown(oneshot::Sender<()>),
@@ -69,24 +69,25 @@ impl Lvs {
     ///
     /// Call it before dropping privileges: the `expire_quiescent_template` sysctl needs root,
     /// and is written here when IPVS is already loaded (else the task tries later).
-    pub fn start(config: &Config, vrrp: BTreeMap<String, State>) -> Lvs {
+    pub fn start(config: &Config, plans: SharedPlanCache, vrrp: BTreeMap<String, State>) -> Lvs {
         let (tx, rx) = mpsc::unbounded_channel();
         let owned_file = OwnedFile::for_socket(&config.global.control_socket);
         if config.global.expire_quiescent_template
-            && plan::plan(config).0.uses_ipvs(config)
+            && plan::plan_shared(config, &plans).0.uses_ipvs(config)
             && std::path::Path::new(EXPIRE_QUIESCENT_TEMPLATE).exists()
         {
             expire_quiescent_template();
         }
         let actor = Actor::new(rx, owned_file, vrrp);
         let first = Box::new(config.clone());
-        tokio::spawn(actor.run(first));
+        tokio::spawn(actor.run(first, plans));
         Lvs { tx }
     }
 
     /// A new configuration (SIGHUP): only the differences reach the kernel.
-    pub fn reload(&self, config: &Config) {
-        let _ = self.tx.send(Msg::Config(Box::new(config.clone())));
+    /// `plans`: the cache the configuration was checked with (see [`plan::plan_shared`]).
+    pub fn reload(&self, config: &Config, plans: SharedPlanCache) {
+        let _ = self.tx.send(Msg::Config(Box::new(config.clone()), plans));
     }
 
     /// The states of the VRRP instances (sent after every transition).
@@ -215,10 +216,10 @@ impl Actor {
         }
     }
 
-    async fn run(mut self, first: Box<Config>) {
+    async fn run(mut self, first: Box<Config>, plans: SharedPlanCache) {
         self.flush_foreign = first.global.lvs_flush;
         let mut work = Work::default();
-        self.take(Msg::Config(first), &mut work);
+        self.take(Msg::Config(first, plans), &mut work);
         let mut resync = tokio::time::interval_at(tokio::time::Instant::now() + RESYNC, RESYNC);
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -251,8 +252,8 @@ impl Actor {
 
     fn take(&mut self, msg: Msg, work: &mut Work) {
         match msg {
-            Msg::Config(cfg) => {
-                let (plan, notes) = plan::plan(&cfg);
+            Msg::Config(cfg, plans) => {
+                let (plan, notes) = plan::plan_shared(&cfg, &plans);
                 // Validation refused errors before; a note here is a bug, but never fatal.
                 for n in notes.iter().filter(|n| n.error) {
                     tracing::error!("{}: {}", crate::config::display_path(&n.path), n.message);
