@@ -59,4 +59,6 @@ s, r = CHANGED
 a, b, c, d = (int(x) for x in rip(s, r).split("."))
 # /proc/net/ip_vs: "  -> %08X:%04X      %-7s %-6d ..."
 (out / "reload.line").write_text(f"-> {a:02X}{b:02X}{c:02X}{d:02X}:0050      Route   {NEW_WEIGHT} ")
+# The same change as ipvs-poll --dest arguments (read over netlink: see ipvs-poll.rs).
+(out / "reload.dest").write_text(f"{vip(s)} 80 {rip(s, r)} {NEW_WEIGHT}\n")
 (out / "lines").write_text(f"{3 + services + services * reals}\n")

@@ -446,10 +446,13 @@ async fn reload(
                 tracing::warn!("{w}");
             }
             // Only the differences are applied: unchanged instances and real servers are not
-            // touched (they keep state, timers and VIPs). IPVS is told first: its task then runs
-            // before the checkers' (tasks run in the order they were woken), and a reload that
-            // changes a weight reaches the kernel without waiting for them.
+            // touched (they keep state, timers and VIPs). IPVS is told first, and its task runs
+            // first: a reload that changes a weight reaches the kernel without waiting for the
+            // rest (VRRP setup, 10,000 real servers' checkers).
             lvs.reload(&new.config, new.lvs_plans());
+            // Let it run now: the VRRP driver's, checkers' and tracker's reloads below do not
+            // yield, and a new weight should not wait for them.
+            tokio::task::yield_now().await;
             driver.reload(Setup::from_config(&new.config)).await;
             checkers.reload(check::plan::plan(&new.config));
             tracker.reload(&new.config);
