@@ -337,12 +337,20 @@ pub(crate) fn try_incremental(
     });
     super::sort_diagnostics(&mut warnings);
 
-    let mut files = prev.files.clone();
-    files[index] = FileSource {
+    let mut changed_file = Some(FileSource {
         path: old.path.clone(),
         blocks: old.blocks.shifted(&block, delta),
         text,
-    };
+    });
+    let files = prev
+        .files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| match changed_file.take_if(|_| i == index) {
+            Some(changed) => changed,
+            None => f.clone(),
+        })
+        .collect();
     let mut replaced = running.replaced.clone();
     replaced.insert(name, Arc::new(node));
     Some(Loaded {
@@ -391,18 +399,44 @@ fn severity(error: bool) -> Severity {
     }
 }
 
+/// Compared 4 KiB at a time (`==` on slices is memcmp), then byte by byte: a byte-wise scan of a
+/// 1 MB file was 7% of a fast reload.
+const CHUNK: usize = 4096;
+
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    while i + CHUNK <= n && a[i..i + CHUNK] == b[i..i + CHUNK] {
+        i += CHUNK;
+    }
+    i + a[i..n]
+        .iter()
+        .zip(&b[i..n])
+        .take_while(|(x, y)| x == y)
+        .count()
+}
+
+fn common_suffix(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[a.len() - n..], &b[b.len() - n..]);
+    let mut i = 0;
+    while i + CHUNK <= n && a[n - i - CHUNK..n - i] == b[n - i - CHUNK..n - i] {
+        i += CHUNK;
+    }
+    i + a[..n - i]
+        .iter()
+        .rev()
+        .zip(b[..n - i].iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count()
+}
+
 /// The virtual server whose block holds every changed byte of `new` (compared with `old`).
 fn changed_block(old: &FileSource, new: &str) -> Option<(String, Range<usize>)> {
     let (a, b) = (old.text.as_bytes(), new.as_bytes());
-    let prefix = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    let prefix = common_prefix(a, b);
     let max_suffix = a.len().min(b.len()) - prefix;
-    let suffix = a
-        .iter()
-        .rev()
-        .zip(b.iter().rev())
-        .take(max_suffix)
-        .take_while(|(x, y)| x == y)
-        .count();
+    let suffix = common_suffix(&a[prefix..], &b[prefix..]).min(max_suffix);
     let (start, end) = (prefix, a.len() - suffix);
     old.blocks
         .ranges
@@ -701,6 +735,35 @@ weight = 4
         assert!(!fast);
         let (fast, _) = reload(&l, &lab, &[]);
         assert!(fast);
+    }
+
+    #[test]
+    fn common_prefix_and_suffix_match_a_byte_scan() {
+        let base: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        for (at, remove, insert) in [
+            (0, 0, 1),
+            (5000, 3, 0),
+            (4096, 1, 1),
+            (19_999, 1, 2),
+            (8191, 0, 9000),
+        ] {
+            let mut other = base.clone();
+            other.splice(at..at + remove, std::iter::repeat_n(7u8, insert));
+            let slow_p = base.iter().zip(&other).take_while(|(x, y)| x == y).count();
+            let p = common_prefix(&base, &other);
+            assert_eq!(p, slow_p);
+            let slow_s = base[p..]
+                .iter()
+                .rev()
+                .zip(other[p..].iter().rev())
+                .take_while(|(x, y)| x == y)
+                .count();
+            assert_eq!(
+                common_suffix(&base[p..], &other[p..]),
+                slow_s,
+                "{at} {remove} {insert}"
+            );
+        }
     }
 
     #[test]

@@ -481,17 +481,23 @@ fn check_track_processes(c: &mut Checker, cfg: &Config) {
 /// only it: each virtual server's checks read nothing of the others); the checks across
 /// virtual servers always run.
 fn check_virtual_servers(c: &mut Checker, cfg: &Config, only: Option<&str>) {
-    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    // (protocol, address, port) or (-, -, fwmark): keys without allocation, since every
+    // virtual server is checked here on every reload.
+    let mut seen: BTreeMap<(Option<u8>, Option<IpAddr>, i64), &str> = BTreeMap::new();
     for (name, vs) in &cfg.virtual_server {
         // Groups, service clashes across groups and families: `lvs::plan` (notes in `load`).
         let key = match (vs.ip, vs.port, vs.fwmark) {
-            (Some(ip), Some(port), _) => Some(format!("{:?} {ip} {port}", vs.protocol)),
-            (_, _, Some(m)) => Some(format!("fwmark {m}")),
+            (Some(ip), Some(port), _) => Some((Some(vs.protocol as u8), Some(ip), port)),
+            (_, _, Some(m)) => Some((None, None, m)),
             _ => None,
         };
         if let Some(k) = key
-            && let Some(other) = seen.insert(k.clone(), name.clone())
+            && let Some(other) = seen.insert(k, name)
         {
+            let k = match k {
+                (Some(_), Some(ip), port) => format!("{:?} {ip} {port}", vs.protocol),
+                (_, _, m) => format!("fwmark {m}"),
+            };
             c.error(
                 p(&["virtual_server", name]),
                 format!("virtual server {other:?} already serves {k}"),

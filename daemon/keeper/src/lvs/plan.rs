@@ -185,28 +185,43 @@ pub fn plan_cached(cfg: &Config, cache: &mut PlanCache) -> (LvsPlan, Vec<LvsNote
         cache.entries.clear();
         cache.groups = groups;
     }
+    // Virtual servers no longer configured leave the cache.
+    if cache.entries.len() != cfg.virtual_server.len()
+        || cache
+            .entries
+            .keys()
+            .any(|k| !cfg.virtual_server.contains_key(k))
+    {
+        cache
+            .entries
+            .retain(|k, _| cfg.virtual_server.contains_key(k));
+    }
     let groups = &cache.groups;
-    let mut entries = HashMap::with_capacity(cfg.virtual_server.len());
     let mut virtual_servers = Vec::new();
     // Which virtual server each kernel service came from, to refuse two claiming one.
-    let mut claimed: BTreeMap<ServiceKey, String> = BTreeMap::new();
+    let mut claimed: BTreeMap<ServiceKey, &str> = BTreeMap::new();
     for (name, vs) in &cfg.virtual_server {
-        let cached = match cache.entries.remove(name) {
-            Some(c) if Arc::ptr_eq(&c.config, vs) => c,
-            _ => {
-                let mut own = Notes(Vec::new());
-                let plan = plan_virtual_server(name, vs, groups, &mut own).map(Arc::new);
+        let fresh = match cache.entries.get(name) {
+            Some(c) => !Arc::ptr_eq(&c.config, vs),
+            None => true,
+        };
+        if fresh {
+            let mut own = Notes(Vec::new());
+            let plan = plan_virtual_server(name, vs, groups, &mut own).map(Arc::new);
+            cache.entries.insert(
+                name.clone(),
                 CachedPlan {
                     config: vs.clone(),
                     plan,
                     notes: own.0,
-                }
-            }
+                },
+            );
+        }
+        let Some(cached) = cache.entries.get(name) else {
+            continue;
         };
         notes.0.extend(cached.notes.iter().cloned());
-        let planned = cached.plan.clone();
-        entries.insert(name.clone(), cached);
-        let Some(p) = planned else {
+        let Some(p) = cached.plan.clone() else {
             continue;
         };
         let mut clash = false;
@@ -223,11 +238,10 @@ pub fn plan_cached(cfg: &Config, cache: &mut PlanCache) -> (LvsPlan, Vec<LvsNote
             continue;
         }
         for s in &p.services {
-            claimed.insert(s.key, name.clone());
+            claimed.insert(s.key, name);
         }
         virtual_servers.push(p);
     }
-    cache.entries = entries;
     let sync = plan_sync(cfg, &mut notes);
     (
         LvsPlan {
