@@ -34,18 +34,27 @@ pub struct QuorumChange {
     pub sorry_server: bool,
 }
 
+/// The verdicts on one virtual server's real servers, by real server name (sorted: the map is
+/// ordered by virtual server, then real server). One range read per virtual server instead of
+/// a key built per real server: this runs for 10,000 real servers on every change.
+fn verdicts<'a>(vs: &VirtualServerPlan, health: &'a HealthMap) -> Vec<(&'a str, RealServerHealth)> {
+    if health.is_empty() {
+        return Vec::new();
+    }
+    health
+        .range(RealServerId::new(vs.name.clone(), String::new())..)
+        .take_while(|(id, _)| id.virtual_server == vs.name)
+        .map(|(id, h)| (id.real_server.as_str(), *h))
+        .collect()
+}
+
 /// The health of a real server: its verdict, else up (down when a checker with `alpha` will
 /// decide, as the checkers start it).
-pub fn health_of(
-    vs: &VirtualServerPlan,
-    rs: &RealServerPlan,
-    health: &HealthMap,
-) -> RealServerHealth {
-    let id = RealServerId::new(vs.name.clone(), rs.name.clone());
-    match health.get(&id) {
-        Some(h) => *h,
-        None if rs.starts_down => RealServerHealth::DOWN,
-        None => RealServerHealth::UP,
+fn health_of(rs: &RealServerPlan, verdicts: &[(&str, RealServerHealth)]) -> RealServerHealth {
+    match verdicts.binary_search_by(|(name, _)| (*name).cmp(rs.name.as_str())) {
+        Ok(i) => verdicts[i].1,
+        Err(_) if rs.starts_down => RealServerHealth::DOWN,
+        Err(_) => RealServerHealth::UP,
     }
 }
 
@@ -58,13 +67,21 @@ pub fn build(
 ) -> (Desired, Vec<QuorumChange>) {
     let mut desired = Desired::default();
     let mut changes = Vec::new();
-    quorum.retain(|name, _| plan.virtual_servers.iter().any(|v| &v.name == name));
+    // (A set: searching the plan per entry was 1,000 x 1,000 comparisons per change.)
+    let names: std::collections::HashSet<&str> = plan
+        .virtual_servers
+        .iter()
+        .map(|v| v.name.as_str())
+        .collect();
+    quorum.retain(|name, _| names.contains(name.as_str()));
+    drop(names);
     for vs in &plan.virtual_servers {
+        let verdicts = verdicts(vs, health);
         let live: Vec<(&RealServerPlan, Option<u32>)> = vs
             .real_servers
             .iter()
             .map(|rs| {
-                let h = health_of(vs, rs, health);
+                let h = health_of(rs, &verdicts);
                 (rs, h.up.then(|| h.weight.unwrap_or(rs.weight)))
             })
             .collect();
@@ -77,7 +94,12 @@ pub fn build(
             u64::from(vs.quorum),
             u64::from(vs.hysteresis),
         );
-        quorum.insert(vs.name.clone(), up);
+        match quorum.get_mut(&vs.name) {
+            Some(q) => *q = up,
+            None => {
+                quorum.insert(vs.name.clone(), up);
+            }
+        }
         // At start only a lost quorum is news.
         if previous.map_or(!up, |p| p != up) {
             changes.push(QuorumChange {
