@@ -230,6 +230,10 @@ impl Resources {
 }
 
 /// Runs one attempt.
+///
+/// Every probe but TCP runs boxed: a task holds its future inline, so without the boxes every
+/// attempt (10,000 TCP connects a second) would carry the largest probe's state (the HTTP
+/// exchange with its TLS handshake: kilobytes), times the attempts in flight.
 async fn attempt(plan: Arc<ServerPlan>, check: usize, res: Arc<Resources>) -> Outcome {
     let Some(c) = plan.checks.get(check) else {
         return Outcome::fail("no such checker");
@@ -239,17 +243,17 @@ async fn attempt(plan: Arc<ServerPlan>, check: usize, res: Arc<Resources>) -> Ou
             Ok(()) => Outcome::pass(),
             Err(e) => Outcome::fail(e),
         },
-        Probe::Http(h) => match http::check(h, &*res).await {
+        Probe::Http(h) => match Box::pin(http::check(h, &*res)).await {
             Ok(()) => Outcome::pass(),
             Err(e) => Outcome::fail(e),
         },
-        Probe::Udp(u) => to_outcome(udp::check(u).await),
-        Probe::Dns(d) => to_outcome(dns::check(d).await),
-        Probe::Ping(p) => to_outcome(res.pinger.check(p).await),
-        Probe::Smtp(m) => to_outcome(smtp::check(m).await),
+        Probe::Udp(u) => to_outcome(Box::pin(udp::check(u)).await),
+        Probe::Dns(d) => to_outcome(Box::pin(dns::check(d)).await),
+        Probe::Ping(p) => to_outcome(Box::pin(res.pinger.check(p)).await),
+        Probe::Smtp(m) => to_outcome(Box::pin(smtp::check(m)).await),
         // Never scheduled: the file's value decides (`Engine::file_value`).
         Probe::File(_) => Outcome::fail("file_check has no attempts"),
-        Probe::Misc(m) => match script::run(&m.script, m.timeout).await {
+        Probe::Misc(m) => match Box::pin(script::run(&m.script, m.timeout)).await {
             ScriptEnd::Exited(0) => Outcome::pass(),
             ScriptEnd::Exited(code) if m.dynamic && (2..=255).contains(&code) => Outcome::Pass {
                 weight: u32::try_from(code - 2).ok(),

@@ -21,6 +21,12 @@ pub const MAX_HEAD: usize = 64 * 1024;
 pub const MAX_BODY: u64 = 16 * 1024 * 1024;
 /// The regex sees the first this-many bytes of the body.
 pub const REGEX_WINDOW: usize = 1024 * 1024;
+/// The first read of a response gets this much room: a status line and a few headers, all
+/// that most health-check answers hold. Each attempt in flight holds its buffer, and
+/// thousands may be in flight.
+const FIRST_READ: usize = 1024;
+/// Reads that fill their buffer double it up to this.
+const MAX_READ: usize = 16 * 1024;
 
 /// keepalived's request for HTTP/1.0 (same `User-Agent`, so that servers which recognise
 /// keepalived's checks keep doing so).
@@ -38,7 +44,8 @@ pub struct Response {
     pub status: u16,
     pub body_len: u64,
     pub md5: [u8; 16],
-    /// The first [`REGEX_WINDOW`] bytes of the body.
+    /// The first [`REGEX_WINDOW`] bytes of the body; empty unless the reader was asked to keep
+    /// them ([`ResponseReader::new`]).
     pub body_start: Vec<u8>,
 }
 
@@ -50,19 +57,15 @@ pub struct ResponseReader {
     content_length: Option<u64>,
     body_len: u64,
     md5: Md5,
+    /// Only a regex reads the body itself; the digest is computed as it streams by.
+    keep_body: bool,
     body_start: Vec<u8>,
 }
 
 impl Default for ResponseReader {
+    /// A reader that keeps the start of the body.
     fn default() -> Self {
-        ResponseReader {
-            head: Vec::new(),
-            status: None,
-            content_length: None,
-            body_len: 0,
-            md5: Md5::new(),
-            body_start: Vec::new(),
-        }
+        ResponseReader::new(true)
     }
 }
 
@@ -104,6 +107,19 @@ fn parse_status_line(line: &[u8]) -> Result<u16, String> {
 }
 
 impl ResponseReader {
+    /// `keep_body`: keep the first [`REGEX_WINDOW`] bytes of the body (for a regex).
+    pub fn new(keep_body: bool) -> Self {
+        ResponseReader {
+            head: Vec::new(),
+            status: None,
+            content_length: None,
+            body_len: 0,
+            md5: Md5::new(),
+            keep_body,
+            body_start: Vec::new(),
+        }
+    }
+
     /// Takes received bytes; returns true once the response is complete (by `Content-Length`).
     pub fn feed(&mut self, mut bytes: &[u8]) -> Result<bool, String> {
         if self.status.is_none() {
@@ -116,7 +132,9 @@ impl ResponseReader {
                     let (end, body_at) = (from + end, from + body_at);
                     self.parse_head(end)?;
                     let consumed_new = body_at.saturating_sub(before);
+                    // Only kept for an error message now: give the room back.
                     self.head.truncate(end);
+                    self.head.shrink_to_fit();
                     bytes = &bytes[consumed_new..];
                 }
                 None => {
@@ -160,6 +178,9 @@ impl ResponseReader {
             return Err(format!("response body longer than {MAX_BODY} bytes"));
         }
         self.md5.update(bytes);
+        if !self.keep_body {
+            return Ok(());
+        }
         let room = REGEX_WINDOW.saturating_sub(self.body_start.len());
         self.body_start
             .extend_from_slice(&bytes[..bytes.len().min(room)]);
@@ -233,23 +254,34 @@ pub fn evaluate(
     Ok(())
 }
 
-/// Sends the request and reads the response, each step bounded by `timeout`.
-pub async fn exchange<S>(stream: &mut S, url: &Url, timeout: Duration) -> Result<Response, String>
+/// Sends the request and reads the response, each step bounded by `timeout`; `keep_body`: the
+/// response keeps the start of the body (for a regex).
+pub async fn exchange<S>(
+    stream: &mut S,
+    url: &Url,
+    timeout: Duration,
+    keep_body: bool,
+) -> Result<Response, String>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let req = request(url);
-    let send = async {
-        stream.write_all(&req).await?;
-        stream.flush().await
+    let sent = {
+        let req = request(url);
+        let send = async {
+            stream.write_all(&req).await?;
+            stream.flush().await
+        };
+        tokio::time::timeout(timeout, send).await
     };
-    match tokio::time::timeout(timeout, send).await {
+    match sent {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(format!("send request: {e}")),
         Err(_) => return Err(format!("send request: timed out after {timeout:?}")),
     }
-    let mut reader = ResponseReader::default();
-    let mut buf = vec![0u8; 16 * 1024];
+    let mut reader = ResponseReader::new(keep_body);
+    // Small first, grown only by reads that fill it: a larger answer costs a few more reads, a
+    // small one (the usual) no more memory than it needs.
+    let mut buf = vec![0u8; FIRST_READ];
     loop {
         let n = match tokio::time::timeout(timeout, stream.read(&mut buf)).await {
             Ok(Ok(n)) => n,
@@ -268,6 +300,9 @@ where
         if reader.feed(&buf[..n])? {
             break;
         }
+        if n == buf.len() && buf.len() < MAX_READ {
+            buf.resize(buf.len() * 2, 0);
+        }
     }
     reader.finish()
 }
@@ -285,7 +320,7 @@ pub async fn check(h: &Http, res: &dyn Resources) -> Result<(), String> {
         let mut stream = tcp::connect(&h.connect).await?;
         let timeout = h.connect.timeout;
         let response = match &h.tls {
-            None => exchange(&mut stream, url, timeout).await,
+            None => exchange(&mut stream, url, timeout, regex.is_some()).await,
             Some(tls) => {
                 let config = res.tls(tls)?;
                 let name = super::tls::server_name(tls, h.connect.target);
@@ -304,7 +339,7 @@ pub async fn check(h: &Http, res: &dyn Resources) -> Result<(), String> {
                         ));
                     }
                 };
-                exchange(&mut s, url, timeout).await
+                exchange(&mut s, url, timeout, regex.is_some()).await
             }
         };
         let response = response.map_err(|e| format!("{e} (url {} {})", url.name, url.path))?;
@@ -382,6 +417,39 @@ mod tests {
         );
         assert!(r.feed(b"cde").expect("feed"));
         assert_eq!(r.finish().expect("response").body_len, 5);
+    }
+
+    #[test]
+    fn without_a_regex_the_body_is_digested_not_kept() {
+        let mut r = ResponseReader::new(false);
+        assert!(!r.feed(b"HTTP/1.0 200 OK\r\n\r\nhel").expect("feed"));
+        assert!(!r.feed(b"lo\n").expect("feed"));
+        let r = r.finish().expect("response");
+        assert_eq!(hex(&r.md5), "b1946ac92492d2347c6235b4d2611184");
+        assert_eq!((r.body_len, r.body_start.len()), (6, 0));
+    }
+
+    /// A body larger than every read buffer arrives whole: the buffer grows from its first
+    /// size and the digest covers every byte.
+    #[tokio::test]
+    async fn exchange_reads_a_large_body_through_a_growing_buffer() {
+        let body: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let mut answer = b"HTTP/1.0 200 OK\r\n\r\n".to_vec();
+        answer.extend_from_slice(&body);
+        let (mut client, mut server) = tokio::io::duplex(64 * 1024);
+        let serve = async move {
+            let mut req = [0u8; 512];
+            let n = server.read(&mut req).await.expect("request");
+            assert!(req[..n].starts_with(b"GET / HTTP/1.0\r\n"));
+            server.write_all(&answer).await.expect("answer");
+        };
+        let timeout = Duration::from_secs(3600);
+        let u = url();
+        let (r, ()) = tokio::join!(exchange(&mut client, &u, timeout, true), serve);
+        let r = r.expect("response");
+        assert_eq!(r.body_len, 100_000);
+        assert_eq!(r.body_start, body);
+        assert_eq!(r.md5, <[u8; 16]>::from(Md5::digest(&body)));
     }
 
     #[test]

@@ -567,6 +567,9 @@ fn server_plan(
         });
     }
     checks.extend(checks_ii(cfg, vs, rs, ip, port)?);
+    // A pushed-to Vec keeps room for 4 plans (a kilobyte); most real servers have one checker,
+    // and there may be tens of thousands of them.
+    checks.shrink_to_fit();
     let notify = |s: &Option<String>| -> Option<Option<Script>> {
         match s {
             Some(line) => Script::parse(line, script_user.clone()).ok().map(Some),
