@@ -30,8 +30,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::layers::{self, ENV_PREFIX, FileLayer};
-use super::node::{KeyPath, Node, Origin};
-use super::{Diagnostic, Loaded, Severity, support, validate};
+use super::node::{KeyPath, Origin};
+use super::{Diagnostic, Loaded, Severity, support};
 use crate::lvs::plan::SharedPlanCache;
 
 const VS: &str = "virtual_server";
@@ -120,7 +120,7 @@ impl VsBlocks {
         let names: HashSet<String> = vs.iter().map(|(k, _)| k.to_string()).collect();
         // (line start of the header, owning virtual server) for every header of the file.
         let mut headers: Vec<(usize, Option<&str>)> = Vec::new();
-        collect_headers(root, None, 0, text, &mut headers);
+        collect_headers(root, Owner::Root, text, &mut headers);
         headers.sort_by_key(|h| h.0);
         let mut ranges = HashMap::new();
         let mut i = 0;
@@ -160,32 +160,45 @@ impl VsBlocks {
     }
 }
 
-/// Records each header's line start; `owner` is the virtual server the table is under.
+/// Where a table is, for [`collect_headers`].
+#[derive(Clone, Copy)]
+enum Owner<'a> {
+    /// The document's top level.
+    Root,
+    /// The `virtual_server` table: its keys are virtual servers.
+    VirtualServers,
+    /// Under virtual server NAME, or (`None`) outside `virtual_server`.
+    Of(Option<&'a str>),
+}
+
+/// Records each header's line start with the virtual server its table is under, if any.
 fn collect_headers<'a>(
     table: &'a toml_edit::Table,
-    owner: Option<&'a str>,
-    depth: usize,
+    at: Owner<'a>,
     text: &str,
     out: &mut Vec<(usize, Option<&'a str>)>,
 ) {
     for (key, item) in table.iter() {
-        let owner = if depth == 1 { Some(key) } else { owner };
-        match item {
-            toml_edit::Item::Table(t) => {
-                if let Some(span) = t.span() {
-                    out.push((line_start(text, span.start), owner));
-                }
-                collect_headers(t, owner, depth + 1, text, out);
+        let inner = match at {
+            Owner::Root if key == VS => Owner::VirtualServers,
+            Owner::Root => Owner::Of(None),
+            Owner::VirtualServers => Owner::Of(Some(key)),
+            Owner::Of(owner) => Owner::Of(owner),
+        };
+        let owner = match inner {
+            Owner::Of(owner) => owner,
+            Owner::Root | Owner::VirtualServers => None,
+        };
+        let tables: Vec<&toml_edit::Table> = match item {
+            toml_edit::Item::Table(t) => vec![t],
+            toml_edit::Item::ArrayOfTables(a) => a.iter().collect(),
+            _ => Vec::new(),
+        };
+        for t in tables {
+            if let Some(span) = t.span() {
+                out.push((line_start(text, span.start), owner));
             }
-            toml_edit::Item::ArrayOfTables(a) => {
-                for t in a.iter() {
-                    if let Some(span) = t.span() {
-                        out.push((line_start(text, span.start), owner));
-                    }
-                    collect_headers(t, owner, depth + 1, text, out);
-                }
-            }
-            _ => {}
+            collect_headers(t, inner, text, out);
         }
     }
 }
@@ -261,15 +274,15 @@ pub(crate) fn try_incremental(
         return None;
     }
     let tree = layer.into_node();
-    let node = tree.get(&[VS.to_string(), name.clone()])?.clone();
-    let (vs, errors) = super::node::deserialize_all::<super::VirtualServer>(&node);
+    let node = tree.get(&[VS.to_string(), name.clone()])?;
+    let (vs, errors) = super::node::deserialize_all::<super::VirtualServer>(node);
     if !errors.is_empty() {
         return None;
     }
     let mut config = running.config.clone();
     config.virtual_server.insert(name.clone(), Arc::new(vs?));
 
-    let findings = findings(&config, &name, &prev.lvs_plans)?;
+    let findings = super::findings(&config, Some(&name), &prev.lvs_plans);
     let prefix = [VS.to_string(), name.clone()];
     let under = |path: &[String]| path.starts_with(&prefix);
     let other_vs = |path: &[String]| path.first().is_some_and(|s| s == VS) && !under(path);
@@ -297,11 +310,11 @@ pub(crate) fn try_incremental(
         }
     }
     let mut fresh: Vec<Diagnostic> = Vec::new();
-    for (severity, path, message) in findings {
-        if severity == Severity::Error {
+    for f in findings {
+        if f.severity == Severity::Error {
             return None;
         }
-        let key = (severity, path, message);
+        let key = (f.severity, f.path, f.message);
         let origin = if under(&key.1) {
             node.origin_of(&key.1[2..])
         } else if other_vs(&key.1) {
@@ -351,12 +364,9 @@ pub(crate) fn try_incremental(
             None => f.clone(),
         })
         .collect();
-    let mut replaced = running.replaced.clone();
-    replaced.insert(name, Arc::new(node));
     Some(Loaded {
         config,
-        root: running.root.clone(),
-        replaced,
+        root: Arc::new(tree),
         files: running.files.clone(),
         warnings,
         sources: Arc::new(Sources {
@@ -365,38 +375,6 @@ pub(crate) fn try_incremental(
             lvs_plans: prev.lvs_plans.clone(),
         }),
     })
-}
-
-/// The findings of validation (but for other virtual servers' own keys) and of the VRRP and
-/// IPVS plans, as `load` makes them.
-fn findings(
-    config: &super::Config,
-    changed: &str,
-    lvs_plans: &SharedPlanCache,
-) -> Option<Vec<(Severity, KeyPath, String)>> {
-    let mut out: Vec<(Severity, KeyPath, String)> =
-        validate::validate_changed_virtual_server(config, changed)
-            .into_iter()
-            .map(|f| (f.severity, f.path, f.message))
-            .collect();
-    if out.iter().any(|f| f.0 == Severity::Error) {
-        return None;
-    }
-    for n in crate::vrrp::plan::plan(config).1 {
-        out.push((severity(n.error), n.path, n.message));
-    }
-    for n in crate::lvs::plan::plan_shared(config, lvs_plans).1 {
-        out.push((severity(n.error), n.path, n.message));
-    }
-    Some(out)
-}
-
-fn severity(error: bool) -> Severity {
-    if error {
-        Severity::Error
-    } else {
-        Severity::Warning
-    }
 }
 
 /// Compared 4 KiB at a time (`==` on slices is memcmp), then byte by byte: a byte-wise scan of a
@@ -481,14 +459,6 @@ impl FileLayer {
         matches!(&blocks.names, Some(n) if n.len() == 1 && n.contains(name))
             && blocks.ranges.contains_key(name)
             && self.root_keys() == [VS]
-    }
-}
-
-/// Where a changed virtual server's keys are placed, for [`Loaded::origin_of`].
-pub(crate) fn origin_in(replaced: &BTreeMap<String, Arc<Node>>, path: &[String]) -> Option<Origin> {
-    match path {
-        [first, name, rest @ ..] if first == VS => replaced.get(name).map(|n| n.origin_of(rest)),
-        _ => None,
     }
 }
 
@@ -584,9 +554,10 @@ weight = 4
                 .expect("the fast path accepted what a full load refuses");
             assert_eq!(f.config, full.config);
             assert_eq!(f.warnings, full.warnings);
-            full.root.for_each_written(&mut |path, node| {
+            // It places the keys it read (one virtual server's) where the full load does.
+            f.root.for_each_written(&mut |path, node| {
                 let path: KeyPath = path.iter().map(|s| s.to_string()).collect();
-                assert_eq!(f.origin_of(&path), node.origin, "{path:?}");
+                assert_eq!(full.origin_of(&path), node.origin, "{path:?}");
             });
         }
         (
@@ -617,6 +588,25 @@ weight = 4
             "{db}"
         );
         assert!(db.ends_with("}\n\n"), "{db}");
+    }
+
+    #[test]
+    fn only_tables_under_virtual_server_belong_to_a_virtual_server() {
+        // A VRRP instance named like a virtual server, between two of its runs, is not part of
+        // it: `web` stays written in two runs, so it is not indexed.
+        let text = "[virtual_server.web]\nport = 80\n[vrrp_instance.web]\npriority = 1\n\
+                    [virtual_server.web.real_server.a]\nip = \"10.0.0.1\"\n\
+                    [virtual_server.db]\nport = 1\n[global.lvs_sync_daemon]\ninterface = \"x\"\n";
+        let doc = toml_edit::Document::parse(text).expect("parses");
+        let blocks = VsBlocks::index(&doc, text);
+        let mut indexed: Vec<&String> = blocks.ranges.keys().collect();
+        indexed.sort();
+        assert_eq!(indexed, ["db"]);
+        // `db` ends where `[global.lvs_sync_daemon]` starts.
+        assert_eq!(
+            &text[blocks.ranges["db"].clone()],
+            "[virtual_server.db]\nport = 1\n"
+        );
     }
 
     #[test]

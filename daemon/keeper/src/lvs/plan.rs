@@ -186,16 +186,9 @@ pub fn plan_cached(cfg: &Config, cache: &mut PlanCache) -> (LvsPlan, Vec<LvsNote
         cache.groups = groups;
     }
     // Virtual servers no longer configured leave the cache.
-    if cache.entries.len() != cfg.virtual_server.len()
-        || cache
-            .entries
-            .keys()
-            .any(|k| !cfg.virtual_server.contains_key(k))
-    {
-        cache
-            .entries
-            .retain(|k, _| cfg.virtual_server.contains_key(k));
-    }
+    cache
+        .entries
+        .retain(|k, _| cfg.virtual_server.contains_key(k));
     let groups = &cache.groups;
     let mut virtual_servers = Vec::new();
     // Which virtual server each kernel service came from, to refuse two claiming one.
