@@ -2,10 +2,12 @@
 //!
 //! One non-blocking netlink socket, driven by `tokio::io::unix::AsyncFd`. Operations are
 //! pipelined: up to [`ClientConfig::batch_size`] requests go out in one `sendmsg`, each with its
-//! own sequence number and `NLM_F_ACK`; the kernel processes them in order (continuing after a
-//! refusal) and answers each, so every refusal is tied to its request. The kernel handles a
-//! generic-netlink `sendmsg` synchronously, so its ACKs are queued before `sendmsg` returns: the
-//! receive buffer is enlarged to hold a full batch of them.
+//! own sequence number; the kernel processes them in order (continuing after a refusal) and
+//! answers every refusal, so each is tied to its request. Only the last request of a batch asks
+//! for an ACK: it arrives after every refusal of the batch, and the kernel neither builds nor
+//! queues an answer per accepted entry (in a VM each of those was a `recvmsg`). The kernel
+//! handles a generic-netlink `sendmsg` synchronously, so its answers are queued before `sendmsg`
+//! returns: the receive buffer is enlarged to hold a full batch of refusals.
 
 use std::io;
 use std::time::Duration;
@@ -396,12 +398,19 @@ impl IpvsClient {
                     }));
                 }
                 let seq = base.wrapping_add(i as u32);
-                out.extend_from_slice(&req.encode(self.family, seq)?);
+                // Only the last request asks for an ACK: refusals are answered anyway, in
+                // order, so the last ACK closes the batch (see `Request::encode_unacked`).
+                let bytes = if i + 1 == chunk.len() {
+                    req.encode(self.family, seq)?
+                } else {
+                    req.encode_unacked(self.family, seq)?
+                };
+                out.extend_from_slice(&bytes);
             }
             self.next_seq = base.wrapping_add(chunk.len() as u32).max(1);
             self.send(&out).await?;
-            let mut acked = vec![false; chunk.len()];
-            let mut pending = chunk.len();
+            let last = chunk.len() - 1;
+            let mut answered = vec![false; chunk.len()];
             let during = || {
                 format!(
                     "apply IPVS operations {}..{}",
@@ -409,7 +418,7 @@ impl IpvsClient {
                     first_index + chunk.len()
                 )
             };
-            while pending > 0 {
+            while !answered[last] {
                 let n = self.recv(&during).await?;
                 for msg in decode::split(&self.buf[..n])? {
                     if msg.ty != consts::NLMSG_ERROR {
@@ -417,11 +426,10 @@ impl IpvsClient {
                     }
                     let ack = decode::ack(&msg)?;
                     let i = msg.seq.wrapping_sub(base) as usize;
-                    if i >= chunk.len() || acked[i] {
+                    if i >= chunk.len() || answered[i] {
                         continue; // a late answer to an earlier exchange
                     }
-                    acked[i] = true;
-                    pending -= 1;
+                    answered[i] = true;
                     if ack.errno != 0 {
                         rejections.push(Rejection {
                             index: first_index + i,

@@ -102,6 +102,33 @@ fn set_service_with_persistence_flags_pe_and_mask() {
 }
 
 #[test]
+fn unacked_requests_differ_only_in_the_ack_flag() {
+    // A pipelined batch asks for one ACK, on its last request; the others carry REQUEST alone
+    // (the kernel still answers a refusal). Same payload, byte for byte.
+    const REQ: u16 = 0x1;
+    let d = Destination::new(rs1(), 80, ForwardMethod::Route, 2);
+    for req in [
+        Request::NewService(Service::new(tcp80(), Scheduler::Wrr)),
+        Request::NewDest(tcp80(), d.clone()),
+        Request::SetDest(tcp80(), d.clone()),
+        Request::DelDest(tcp80(), d.key()),
+        Request::DelService(tcp80()),
+    ] {
+        let acked = req.encode(FAM, 9).expect("encode");
+        let unacked = req.encode_unacked(FAM, 9).expect("encode");
+        assert_eq!(u16::from_ne_bytes([acked[6], acked[7]]), REQ_ACK, "{req}");
+        assert_eq!(u16::from_ne_bytes([unacked[6], unacked[7]]), REQ, "{req}");
+        assert_eq!(acked[..6], unacked[..6], "{req}");
+        assert_eq!(acked[8..], unacked[8..], "{req}");
+        let msgs = decode::split(&unacked).expect("split");
+        assert_eq!(decode::request(&msgs[0]).expect("decode"), req);
+    }
+    // A dump keeps its DUMP flags: it is answered by NLMSG_DONE, never batched.
+    let dump = Request::DumpServices.encode_unacked(FAM, 3).expect("encode");
+    assert_eq!(u16::from_ne_bytes([dump[6], dump[7]]), REQ_DUMP);
+}
+
+#[test]
 fn ipv6_and_fwmark_services() {
     let k6 = ServiceKey::tcp(
         IpAddr::V6(Ipv6Addr::new(0xfd77, 0, 0, 0, 0, 0, 0, 0x100)),

@@ -154,6 +154,23 @@ impl Request {
             .map_err(neli_err)?;
         encode_nlmsg(family, self.nl_flags(), seq, genl)
     }
+
+    /// [`Request::encode`] without `NLM_F_ACK`: the kernel answers only if it refuses the
+    /// request (netlink acknowledges an error whether or not an ACK was asked for). A pipelined
+    /// batch asks for one ACK, on its last request: the kernel handles a batch in order, so that
+    /// ACK comes after every refusal in the batch, and 255 of 256 answers are never built, sent
+    /// or read. Dumps keep their flags.
+    pub fn encode_unacked(&self, family: u16, seq: u32) -> Result<Vec<u8>, EncodeError> {
+        let mut bytes = self.encode(family, seq)?;
+        if !self.is_dump() {
+            let flags = (consts::NLM_F_REQUEST).to_ne_bytes();
+            // nlmsghdr: len u32, type u16, flags u16 (bytes 6..8).
+            if let Some(f) = bytes.get_mut(6..8) {
+                f.copy_from_slice(&flags);
+            }
+        }
+        Ok(bytes)
+    }
 }
 
 impl fmt::Display for Request {

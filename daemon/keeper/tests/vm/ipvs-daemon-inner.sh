@@ -343,4 +343,26 @@ if grep -E 'ERROR|panicked' "$LOG" >"$O/errors.txt"; then
 else
   pass "no errors logged"
 fi
+
+# --- a refusal in the middle of a pipelined batch -----------------------------------------------
+# A batch asks the kernel for one ACK, on its last request; the kernel answers each refusal all
+# the same. A scheduler module the kernel cannot load refuses one service (and its real server)
+# between accepted ones, in one batch: the others are programmed, the refused ones are named.
+rmmod ip_vs_nq 2>/dev/null
+for m in $(find /lib/modules -name 'ip_vs_nq.ko*'); do mv "$m" "$m.hidden"; done
+check "scheduler nq cannot be loaded" sh -c "! modprobe ip_vs_nq 2>/dev/null"
+printf '[global]\ncontrol_socket = "%s"\n' "$SOCK" >"$CONF"
+for n in 110 111 112; do
+  algo=rr; [ $n = 111 ] && algo=nq
+  printf '[virtual_server.s%s]\nip = "10.77.0.%s"\nport = 80\nlb_algo = "%s"\nlb_kind = "DR"\n' $n $n $algo >>"$CONF"
+  printf '[virtual_server.s%s.real_server.rs1]\nip = "10.77.0.21"\n' $n >>"$CONF"
+done
+LOG=$O/keeperd-refusal.log
+start_keeperd || fail "start (refusal)" "keeperd did not answer"
+check "batch applied around the refusal" wait_for 10 grep -q 'ipvs: 6 operations: services +3 ~0 -0, real servers +3 ~0 -0.*refused=2' "$LOG"
+check "accepted entries before and after the refused one are programmed" sh -c "ipvsadm -Ln -t 10.77.0.110:80 | grep -q '10.77.0.21:80' && ipvsadm -Ln -t 10.77.0.112:80 | grep -q '10.77.0.21:80'"
+check "refused service absent" sh -c "! ipvsadm -Ln | grep -q '10.77.0.111:80'"
+check "refused service named in the log" grep -q 'the kernel refused add service TCP 10.77.0.111:80 (nq).*(virtual_server.s111)' "$LOG"
+check "its real server's refusal named too" grep -q 'the kernel refused add destination 10.77.0.21:80 to TCP 10.77.0.111:80.*(virtual_server.s111)' "$LOG"
+stop_keeperd
 [ "$FAILED" -eq 0 ]
