@@ -563,8 +563,18 @@ fn check_virtual_servers(c: &mut Checker, cfg: &Config, only: Option<&str>) {
             if let Some(u) = rs.uthreshold {
                 c.range(|| with(&rb, &["uthreshold"]), u, 0, u32::MAX as i64);
             }
-            if let Some(l) = rs.lthreshold {
-                c.range(|| with(&rb, &["lthreshold"]), l, 0, u32::MAX as i64);
+            if let Some(l) = rs.lthreshold
+                && c.range(|| with(&rb, &["lthreshold"]), l, 0, u32::MAX as i64)
+            {
+                // ip_vs_add_dest and ip_vs_edit_dest refuse `l_threshold > u_threshold` with
+                // ERANGE, and an absent uthreshold is 0 there, not "no limit".
+                let u = rs.uthreshold.unwrap_or(0);
+                if l > u {
+                    c.error(
+                        with(&rb, &["lthreshold"]),
+                        format!("lthreshold {l} is above uthreshold {u} (absent is 0): the kernel refuses such a real server; set uthreshold to at least {l} or drop lthreshold"),
+                    );
+                }
             }
             let kind = rs.lb_kind.unwrap_or(vs.lb_kind);
             if let Some(vip) = vs.ip
@@ -1038,6 +1048,43 @@ mod tests {
             "vrrp_track_process.bad.weight",
         ]);
         assert_eq!(got.len(), 8, "{got:?}");
+    }
+
+    #[test]
+    fn lower_threshold_needs_an_upper_threshold_at_least_as_high() {
+        let cfg: Config = match toml::from_str(
+            r#"
+            [virtual_server.web]
+            ip = "10.0.0.1"
+            port = 80
+            [virtual_server.web.real_server.ok]
+            ip = "10.0.0.11"
+            uthreshold = 100
+            lthreshold = 100
+            [virtual_server.web.real_server.above]
+            ip = "10.0.0.12"
+            uthreshold = 50
+            lthreshold = 80
+            [virtual_server.web.real_server.no_upper]
+            ip = "10.0.0.13"
+            lthreshold = 10
+            "#,
+        ) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        let got: Vec<String> = validate(&cfg)
+            .into_iter()
+            .filter(|f| f.severity == Severity::Error)
+            .map(|f| format!("{}: {}", f.path.join("."), f.message))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "virtual_server.web.real_server.above.lthreshold: lthreshold 80 is above uthreshold 50 (absent is 0): the kernel refuses such a real server; set uthreshold to at least 80 or drop lthreshold",
+                "virtual_server.web.real_server.no_upper.lthreshold: lthreshold 10 is above uthreshold 0 (absent is 0): the kernel refuses such a real server; set uthreshold to at least 10 or drop lthreshold",
+            ]
+        );
     }
 
     #[test]
