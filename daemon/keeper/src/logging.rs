@@ -1,5 +1,5 @@
 //! Logging: to journald when stderr is systemd's journal stream (`JOURNAL_STREAM` names
-//! stderr's device and inode), plain text to stderr otherwise. The level comes from `RUST_LOG`
+//! stderr's device and inode), plain text to stderr otherwise (coloured on a terminal only). The level comes from `RUST_LOG`
 //! if set, else `global.log_level`, else `info`.
 //!
 //! In the journal every event field becomes a field named `KEEPER_<FIELD>`: `instance`,
@@ -38,6 +38,9 @@ pub fn init(config_level: Option<&str>) {
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
+                // Colours only on a terminal: a log file or a pipe gets `refused=2`, not escape
+                // sequences between a field's name and its value.
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .with_target(false),
         )
         .init();

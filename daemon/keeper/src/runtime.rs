@@ -142,14 +142,17 @@ async fn event_loop(
     let mut driver = Driver::start(Setup::from_config(&loaded.config)).await?;
     // lvs: IPVS in a task of its own beside this loop (started while privileged: it may set a
     // sysctl), told about reloads, VRRP states and health verdicts.
-    let lvs = Lvs::start(&loaded.config, loaded.lvs_plans(), vrrp_states(&driver));
+    let (lvs, lvs_first_pass) =
+        Lvs::start(&loaded.config, loaded.lvs_plans(), vrrp_states(&driver));
     let dropped = privilege::drop_privileges(&who.daemon, privilege::DAEMON_CAPS)?;
     privilege::log_dropped("keeperd", &dropped, privilege::DAEMON_CAPS);
     // --- Unprivileged from here on (CAP_NET_ADMIN and CAP_NET_RAW only). --------------------
 
     // notify (notify/): scripts (through the launcher), notify_fifo, SMTP alerts. Started as
     // the daemon's user, so the FIFO it creates is its own to remove at stop.
-    let mut checkers = Checkers::start(check::plan::plan(&loaded.config));
+    // The checkers start after the first IPVS pass (the table first, as keepalived's checker).
+    let mut checkers =
+        Checkers::start_after(check::plan::plan(&loaded.config), lvs_first_pass.done());
     // Tracked objects (track/): vrrp_script runs (through the launcher), track files, processes.
     let (mut tracker, mut observations) = crate::track::Tracker::start_with(
         &loaded.config,

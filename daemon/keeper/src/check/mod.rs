@@ -53,11 +53,23 @@ pub struct Checkers {
 impl Checkers {
     /// Starts checking every real server of `plan` on the current tokio runtime.
     pub fn start(plan: Plan) -> Checkers {
+        Self::start_after(plan, std::future::ready(()))
+    }
+
+    /// [`Checkers::start`], installing the checkers once `after` resolves (the first IPVS
+    /// pass: see `lvs::FirstPass`). Commands sent meanwhile wait for it.
+    pub fn start_after(
+        plan: Plan,
+        after: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Checkers {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (verdict_tx, verdicts) = mpsc::unbounded_channel();
         let board = engine::new_board();
         let e = engine::Engine::new(verdict_tx, board.clone(), command_rx);
-        tokio::spawn(e.run(plan));
+        tokio::spawn(async move {
+            after.await;
+            e.run(plan).await
+        });
         Checkers {
             commands,
             verdicts,

@@ -17,4 +17,4 @@ pub mod service;
 pub mod sync_daemon;
 
 pub use health::{HealthMap, HealthUpdate, RealServerHealth, RealServerId};
-pub use service::{HealthSender, IpvsView, Lvs, read_kernel};
+pub use service::{FirstPass, HealthSender, IpvsView, Lvs, read_kernel};

@@ -50,6 +50,16 @@ pub struct Lvs {
     tx: mpsc::UnboundedSender<Msg>,
 }
 
+/// Resolves once the IPVS task has made its first pass over the kernel's table (programmed it,
+/// or found IPVS unusable), or when the task is gone.
+pub struct FirstPass(oneshot::Receiver<()>);
+
+impl FirstPass {
+    pub async fn done(self) {
+        let _ = self.0.await;
+    }
+}
+
 /// Where health verdicts go (cloneable; for the health checkers).
 #[derive(Clone)]
 pub struct HealthSender(mpsc::UnboundedSender<Msg>);
@@ -69,8 +79,17 @@ impl Lvs {
     ///
     /// Call it before dropping privileges: the `expire_quiescent_template` sysctl needs root,
     /// and is written here when IPVS is already loaded (else the task tries later).
-    pub fn start(config: &Config, plans: SharedPlanCache, vrrp: BTreeMap<String, State>) -> Lvs {
+    ///
+    /// The [`FirstPass`] tells when the table is first programmed: the health checkers wait for
+    /// it (keepalived's checker also programs IPVS before it checks), so that installing
+    /// thousands of checkers on the same thread does not delay the table at start.
+    pub fn start(
+        config: &Config,
+        plans: SharedPlanCache,
+        vrrp: BTreeMap<String, State>,
+    ) -> (Lvs, FirstPass) {
         let (tx, rx) = mpsc::unbounded_channel();
+        let (first_pass, first_pass_rx) = oneshot::channel();
         let owned_file = OwnedFile::for_socket(&config.global.control_socket);
         if config.global.expire_quiescent_template
             && plan::plan_shared(config, &plans).0.uses_ipvs(config)
@@ -80,8 +99,8 @@ impl Lvs {
         }
         let actor = Actor::new(rx, owned_file, vrrp);
         let first = Box::new(config.clone());
-        tokio::spawn(actor.run(first, plans));
-        Lvs { tx }
+        tokio::spawn(actor.run(first, plans, first_pass));
+        (Lvs { tx }, FirstPass(first_pass_rx))
     }
 
     /// A new configuration (SIGHUP): only the differences reach the kernel.
@@ -216,10 +235,16 @@ impl Actor {
         }
     }
 
-    async fn run(mut self, first: Box<Config>, plans: SharedPlanCache) {
+    async fn run(
+        mut self,
+        first: Box<Config>,
+        plans: SharedPlanCache,
+        first_pass: oneshot::Sender<()>,
+    ) {
         self.flush_foreign = first.global.lvs_flush;
         let mut work = Work::default();
         self.take(Msg::Config(first, plans), &mut work);
+        let mut first_pass = Some(first_pass);
         let mut resync = tokio::time::interval_at(tokio::time::Instant::now() + RESYNC, RESYNC);
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -229,6 +254,9 @@ impl Actor {
                 return;
             }
             self.perform(&mut work).await;
+            if let Some(done) = first_pass.take() {
+                let _ = done.send(());
+            }
             work = Work::default();
             tokio::select! {
                 m = self.rx.recv() => match m {
