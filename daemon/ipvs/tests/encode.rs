@@ -124,7 +124,9 @@ fn unacked_requests_differ_only_in_the_ack_flag() {
         assert_eq!(decode::request(&msgs[0]).expect("decode"), req);
     }
     // A dump keeps its DUMP flags: it is answered by NLMSG_DONE, never batched.
-    let dump = Request::DumpServices.encode_unacked(FAM, 3).expect("encode");
+    let dump = Request::DumpServices
+        .encode_unacked(FAM, 3)
+        .expect("encode");
     assert_eq!(u16::from_ne_bytes([dump[6], dump[7]]), REQ_DUMP);
 }
 
