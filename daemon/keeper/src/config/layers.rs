@@ -230,13 +230,13 @@ fn line_col(text: &str, offset: usize) -> (u32, u32) {
 
 /// The line starts of a text, so that placing every key is a binary search rather than a
 /// scan from the top (which made files with 10,000 real servers take seconds to load).
-struct Lines<'a> {
+pub(crate) struct Lines<'a> {
     text: &'a str,
     starts: Vec<usize>,
 }
 
 impl<'a> Lines<'a> {
-    fn new(text: &'a str) -> Lines<'a> {
+    pub(crate) fn new(text: &'a str) -> Lines<'a> {
         let starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
@@ -244,7 +244,7 @@ impl<'a> Lines<'a> {
     }
 
     /// 1-based line and column (in characters) of byte `offset`.
-    fn line_col(&self, offset: usize) -> (u32, u32) {
+    pub(crate) fn line_col(&self, offset: usize) -> (u32, u32) {
         let offset = offset.min(self.text.len());
         let line = self.starts.partition_point(|&s| s <= offset);
         let start = self

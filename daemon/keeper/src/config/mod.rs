@@ -4,6 +4,7 @@
 //! every error (see [`node`]), validates it (see [`validate`]), and attaches to each problem the
 //! place it was written: `file:line:col` or the environment variable.
 
+mod direct;
 pub mod duration;
 pub mod layers;
 pub mod node;
@@ -149,6 +150,10 @@ pub fn load(
     main: &Path,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Loaded, Vec<Diagnostic>> {
+    let env: Vec<(String, String)> = env.into_iter().collect();
+    if let Some(loaded) = load_direct(main, &env) {
+        return loaded;
+    }
     let merged = layers::merge(main, env).map_err(|errs| {
         errs.into_iter()
             .map(|e| Diagnostic {
@@ -159,7 +164,36 @@ pub fn load(
             })
             .collect::<Vec<_>>()
     })?;
-    let root = merged.root;
+    check(merged.root, merged.sources, merged.files)
+}
+
+/// One file and nothing to layer on it (no `conf.d/*.toml`, no `KEEPER_…` variable): the file
+/// is the merge, read in one pass (see [`direct`]). `None`: the layered loader reads it.
+fn load_direct(main: &Path, env: &[(String, String)]) -> Option<Result<Loaded, Vec<Diagnostic>>> {
+    let vars = reload::Sources::keeper_vars(env);
+    if !vars.is_empty() {
+        return None;
+    }
+    let files = layers::config_files(main).ok()?;
+    if files.len() != 1 {
+        return None;
+    }
+    let text = std::fs::read_to_string(main).ok()?;
+    let (root, blocks) = direct::parse(main, &text)?;
+    let source = reload::FileSource {
+        path: main.to_path_buf(),
+        text,
+        blocks,
+    };
+    Some(check(root, reload::Sources::new(vec![source], vars), files))
+}
+
+/// Deserializes and validates the merged tree; every problem placed.
+fn check(
+    root: Node,
+    sources: reload::Sources,
+    files: Vec<PathBuf>,
+) -> Result<Loaded, Vec<Diagnostic>> {
     let (config, de_errors) = node::deserialize_all::<Config>(&root);
     let mut diags: Vec<Diagnostic> = de_errors
         .into_iter()
@@ -172,7 +206,7 @@ pub fn load(
         .collect();
     if let Some(cfg) = &config {
         diags.extend(
-            findings(cfg, None, &merged.sources.lvs_plans)
+            findings(cfg, None, &sources.lvs_plans)
                 .into_iter()
                 .map(|f| Diagnostic {
                     origin: root.origin_of(&f.path),
@@ -191,8 +225,8 @@ pub fn load(
         Some(config) if errors.is_empty() => Ok(Loaded {
             config,
             root: Arc::new(root),
-            sources: Arc::new(merged.sources),
-            files: merged.files,
+            sources: Arc::new(sources),
+            files,
             warnings,
         }),
         _ => Err(errors),

@@ -34,7 +34,7 @@ use super::node::{KeyPath, Origin};
 use super::{Diagnostic, Loaded, Severity, support};
 use crate::lvs::plan::SharedPlanCache;
 
-const VS: &str = "virtual_server";
+pub(crate) const VS: &str = "virtual_server";
 
 /// The texts of the last load, and the `KEEPER_…` variables it saw.
 #[derive(Clone, Default)]
@@ -63,6 +63,12 @@ impl fmt::Debug for Sources {
 }
 
 impl Sources {
+    /// The files read, in layer order.
+    #[cfg(test)]
+    pub(crate) fn files(&self) -> &[FileSource] {
+        &self.files
+    }
+
     pub(crate) fn new(files: Vec<FileSource>, env: Vec<(String, String)>) -> Sources {
         Sources {
             files,
@@ -92,7 +98,7 @@ pub struct FileSource {
 }
 
 /// Where each virtual server of one file is written.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct VsBlocks {
     /// Every virtual server this file writes; `None` if the file writes `virtual_server` in a
     /// way this index does not follow (a `[virtual_server]` header, a dotted key, an inline
@@ -102,25 +108,63 @@ pub struct VsBlocks {
     ranges: HashMap<String, Range<usize>>,
 }
 
+/// How a file writes the `virtual_server` table, for [`VsBlocks::from_headers`].
+pub(crate) enum VsTable<'a> {
+    /// Not at all.
+    Absent,
+    /// Only through table headers below it (`[virtual_server.NAME…]`): the names it holds, each
+    /// with whether its own table is written by headers alone (not inline, not an array of
+    /// tables, not by dotted keys).
+    Headers(Vec<(&'a str, bool)>),
+    /// Some other way (its own `[virtual_server]` header, dotted keys, an inline table).
+    Other,
+}
+
 impl VsBlocks {
     /// Indexes a parsed file: every table header's line start, in order, with the virtual
     /// server it belongs to.
     pub(crate) fn index(doc: &toml_edit::Document<&str>, text: &str) -> VsBlocks {
         let root = doc.as_table();
         let vs = match root.get(VS) {
-            None => {
+            None => VsTable::Absent,
+            Some(toml_edit::Item::Table(t)) if t.is_implicit() && !t.is_dotted() => {
+                VsTable::Headers(
+                    t.iter()
+                        .map(|(k, item)| {
+                            (
+                                k,
+                                matches!(item, toml_edit::Item::Table(t) if !t.is_dotted()),
+                            )
+                        })
+                        .collect(),
+                )
+            }
+            Some(_) => VsTable::Other,
+        };
+        let mut headers: Vec<(usize, Option<&str>)> = Vec::new();
+        collect_headers(root, Owner::Root, text, &mut headers);
+        VsBlocks::from_headers(vs, headers, text.len())
+    }
+
+    /// The index from how the file writes `virtual_server` and each table header's line start
+    /// with the virtual server it is under (`None`: outside `virtual_server`); `end`: the
+    /// text's length.
+    pub(crate) fn from_headers(
+        vs: VsTable<'_>,
+        mut headers: Vec<(usize, Option<&str>)>,
+        end: usize,
+    ) -> VsBlocks {
+        let vs = match vs {
+            VsTable::Absent => {
                 return VsBlocks {
                     names: Some(HashSet::new()),
                     ranges: HashMap::new(),
                 };
             }
-            Some(toml_edit::Item::Table(t)) if t.is_implicit() && !t.is_dotted() => t,
-            Some(_) => return VsBlocks::default(),
+            VsTable::Other => return VsBlocks::default(),
+            VsTable::Headers(vs) => vs,
         };
         let names: HashSet<String> = vs.iter().map(|(k, _)| k.to_string()).collect();
-        // (line start of the header, owning virtual server) for every header of the file.
-        let mut headers: Vec<(usize, Option<&str>)> = Vec::new();
-        collect_headers(root, Owner::Root, text, &mut headers);
         headers.sort_by_key(|h| h.0);
         let mut ranges = HashMap::new();
         let mut i = 0;
@@ -136,7 +180,7 @@ impl VsBlocks {
                 if !seen.insert(name) {
                     split.insert(name);
                 }
-                let end = headers.get(j).map_or(text.len(), |h| h.0);
+                let end = headers.get(j).map_or(end, |h| h.0);
                 ranges.insert(name.to_string(), start..end);
             }
             i = j;
@@ -146,9 +190,12 @@ impl VsBlocks {
         }
         // A virtual server whose table is not a header-only table (an inline table, an array
         // of tables) is not indexed.
-        ranges.retain(
-            |name, _| matches!(vs.get(name), Some(toml_edit::Item::Table(t)) if !t.is_dotted()),
-        );
+        let by_headers: HashSet<&str> = vs
+            .iter()
+            .filter(|(_, headers_only)| *headers_only)
+            .map(|(k, _)| *k)
+            .collect();
+        ranges.retain(|name, _| by_headers.contains(name.as_str()));
         VsBlocks {
             names: Some(names),
             ranges,
