@@ -18,7 +18,6 @@
 //! the file and reports the errors with their places as it always did.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -426,7 +425,7 @@ fn to_node(entry: Entry, lines: &Lines<'_>, file: &Arc<Path>) -> Node {
             t.entries
                 .into_iter()
                 .map(|(k, e)| (k, to_node(e, lines, file)))
-                .collect::<BTreeMap<_, _>>(),
+                .collect(),
         ),
     };
     Node { kind, origin }
