@@ -8,7 +8,8 @@
 # take part here (its checker exits without IPVS): the comparison is checks.sh's; this shows
 # keeperd's timing on a real CPU.
 #
-# usage: daemon/benches/checks-native.sh [KIND [SERVICES [REALS]]]   (root; WARMUP=20 WINDOW=30)
+# usage: daemon/benches/checks-native.sh [KIND [SERVICES [REALS]]]   (root; WARMUP=20 WINDOW=30;
+#        LAYERED=1: the control socket set by a KEEPER_ variable, so the layered loader reads)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -38,9 +39,19 @@ in_ns ip route add local 10.100.0.0/16 dev lo
 in_ns sysctl -qw net.ipv4.ip_local_port_range="1024 65000" net.ipv4.tcp_tw_reuse=1 net.core.somaxconn=65535
 ip netns exec "$ns" "$work/checks-server" 80 4 & pids+=($!)
 sock=$work/keeper.sock
+# The control socket is set in the file: a KEEPER_ variable would make keeperd read the file with
+# its layered loader (figment), not in one pass (config/direct.rs), as a plain /etc/keeper does.
+# LAYERED=1 sets it by a variable instead, to measure that loader.
+conf=$work/gen/keeper-$kind.toml
+if [ -n "${LAYERED:-}" ]; then
+  env_sock=("KEEPER_GLOBAL__CONTROL_SOCKET=$sock")
+else
+  env_sock=()
+  sed -i "s#^control_socket = .*#control_socket = \"$sock\"#" "$conf"
+fi
 # keeperd raises its descriptor limit to the hard limit itself.
-ip netns exec "$ns" env KEEPER_GLOBAL__CONTROL_SOCKET="$sock" \
-  "$target/release/keeperd" --config "$work/gen/keeper-$kind.toml" >"$work/keeperd.log" 2>&1 & pids+=($!)
+ip netns exec "$ns" env "${env_sock[@]}" \
+  "$target/release/keeperd" --config "$conf" >"$work/keeperd.log" 2>&1 & pids+=($!)
 ctl() { "$target/release/keeperctl" --socket "$sock" status; }
 for _ in $(seq 300); do ctl >/dev/null 2>&1 && break; sleep 0.1; done
 pid=${pids[1]}
