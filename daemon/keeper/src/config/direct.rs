@@ -45,7 +45,7 @@ pub(crate) fn parse(path: &Path, text: &str) -> Option<(Node, VsBlocks)> {
         let mut guard = RecursionGuard::new(&mut validate, MAX_DEPTH);
         let mut section = SectionSplitter::default();
         // One table's tokens at a time: the token list of a large file would otherwise be the
-        // largest thing in memory (24 bytes a token, about 8 tokens a line).
+        // largest thing in memory (24 bytes a token, 6 to 10 tokens a line).
         let mut tokens: Vec<Token> = Vec::with_capacity(256);
         for token in source.lex() {
             if section.starts_before(&token) && !tokens.is_empty() {

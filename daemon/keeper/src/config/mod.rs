@@ -7,6 +7,7 @@
 mod direct;
 pub mod duration;
 pub mod layers;
+pub mod named;
 pub mod node;
 pub mod reload;
 pub mod schema;

@@ -17,6 +17,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
+use super::named::Named;
 use serde::de::{
     self, DeserializeOwned, DeserializeSeed, EnumAccess, IntoDeserializer, MapAccess, SeqAccess,
     VariantAccess, Visitor,
@@ -86,50 +87,9 @@ pub fn display_path(path: &[String]) -> String {
     out
 }
 
-/// A table's entries, sorted by key. Not a `BTreeMap`: its smallest node has room for 11
-/// entries, so every real server's table of two or three keys cost about a kilobyte (11 MB for
-/// 10,000 real servers); a vector holds what the table holds.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Table(Vec<(String, Node)>);
-
-impl Table {
-    pub fn get(&self, key: &str) -> Option<&Node> {
-        self.0
-            .binary_search_by(|(k, _)| k.as_str().cmp(key))
-            .ok()
-            .map(|i| &self.0[i].1)
-    }
-
-    /// The entries in key order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&String, &Node)> {
-        self.0.iter().map(|(k, v)| (k, v))
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl FromIterator<(String, Node)> for Table {
-    /// As a `BTreeMap` collects: sorted by key, a repeated key's last value kept.
-    fn from_iter<I: IntoIterator<Item = (String, Node)>>(entries: I) -> Table {
-        let mut v: Vec<(String, Node)> = entries.into_iter().collect();
-        // Stable: of equal keys the last collected stays last, and is the one kept.
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut out: Vec<(String, Node)> = Vec::with_capacity(v.len());
-        for e in v {
-            match out.last_mut() {
-                Some(last) if last.0 == e.0 => *last = e,
-                _ => out.push(e),
-            }
-        }
-        Table(out)
-    }
-}
+/// A table's entries in key order (see [`Named`]: not a `BTreeMap`, whose smallest node made
+/// every real server's table of two or three keys cost a kilobyte).
+pub type Table = Named<Node>;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum NodeKind {

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::duration::Secs;
+pub use super::named::Named;
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 pub struct Config {
@@ -881,99 +882,6 @@ pub struct TcpCheck {
     /// Default: the real server's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alpha: Option<bool>,
-}
-
-/// Named sub-tables in name order, as a `BTreeMap` reads and writes them, but holding only what
-/// they hold: a `BTreeMap`'s smallest node has room for 11 entries, and each real server's
-/// `http_get` with its one `url` cost 1.6 KB (16 MB of keeperd's memory at 10,000 real servers).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Named<T>(Vec<(String, T)>);
-
-impl<T> Default for Named<T> {
-    fn default() -> Self {
-        Named(Vec::new())
-    }
-}
-
-impl<T> Named<T> {
-    pub fn get(&self, name: &str) -> Option<&T> {
-        self.0
-            .binary_search_by(|(k, _)| k.as_str().cmp(name))
-            .ok()
-            .map(|i| &self.0[i].1)
-    }
-
-    /// Adds or replaces `name`.
-    pub fn insert(&mut self, name: String, value: T) {
-        match self.0.binary_search_by(|(k, _)| k.as_str().cmp(&name)) {
-            Ok(i) => self.0[i].1 = value,
-            Err(i) => self.0.insert(i, (name, value)),
-        }
-    }
-
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&String, &T)> {
-        self.0.iter().map(|(k, v)| (k, v))
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl<'a, T> IntoIterator for &'a Named<T> {
-    type Item = (&'a String, &'a T);
-    type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (String, T)>,
-        fn(&'a (String, T)) -> (&'a String, &'a T),
-    >;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.iter().map(|(k, v)| (k, v))
-    }
-}
-
-impl<T> FromIterator<(String, T)> for Named<T> {
-    fn from_iter<I: IntoIterator<Item = (String, T)>>(entries: I) -> Self {
-        let mut named = Named(Vec::new());
-        for (k, v) in entries {
-            named.insert(k, v);
-        }
-        named.0.shrink_to_fit();
-        named
-    }
-}
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Named<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<T>(std::marker::PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
-            type Value = Named<T>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a table of named tables")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<Named<T>, A::Error> {
-                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
-                while let Some((k, v)) = map.next_entry::<String, T>()? {
-                    entries.push((k, v));
-                }
-                Ok(entries.into_iter().collect())
-            }
-        }
-        d.deserialize_map(V(std::marker::PhantomData))
-    }
-}
-
-impl<T: Serialize> Serialize for Named<T> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.iter())
-    }
 }
 
 /// `HTTP_GET` / `SSL_GET { url { … } … }`.

@@ -1052,7 +1052,7 @@ mod tests {
 
     #[test]
     fn lower_threshold_needs_an_upper_threshold_at_least_as_high() {
-        let cfg: Config = match toml::from_str(
+        let cfg: Config = toml::from_str(
             r#"
             [virtual_server.web]
             ip = "10.0.0.1"
@@ -1069,10 +1069,8 @@ mod tests {
             ip = "10.0.0.13"
             lthreshold = 10
             "#,
-        ) {
-            Ok(c) => c,
-            Err(e) => panic!("{e}"),
-        };
+        )
+        .expect("valid TOML");
         let got: Vec<String> = validate(&cfg)
             .into_iter()
             .filter(|f| f.severity == Severity::Error)
