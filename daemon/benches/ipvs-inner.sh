@@ -62,8 +62,11 @@ run_keeperd() {
   fresh "k$1"
   cp $X/keeper-cold.toml /etc/keeper/keeper.toml
   echo "mark $impl cold $1" >>"$O/poll.log"
+  # The same start as keepalived's (`sh -c 'exec DAEMON ...'`): the variables are read before
+  # the clock starts (a `$(cat ...)` in the timed command forked and exec'd twice more).
+  envs=$(cat $X/keeperd-env 2>/dev/null)
   ms=$(in_ns ipvs-poll --lines "$LINES" --timeout-ms "$TMO" -- \
-       sh -c "exec env \$(cat /x/keeperd-env 2>/dev/null) $impl --config /etc/keeper/keeper.toml >>/out/$impl.log 2>&1" 2>>"$O/poll.log") \
+       sh -c "exec ${envs:+env $envs} $impl --config /etc/keeper/keeper.toml >>/out/$impl.log 2>&1" 2>>"$O/poll.log") \
        || fail "$impl cold"
   echo "RESULT $impl cold $ms"
   pid=$(pidof $impl)
