@@ -9,7 +9,7 @@
 # keeperd's timing on a real CPU.
 #
 # usage: daemon/benches/checks-native.sh [KIND [SERVICES [REALS]]]   (root; WARMUP=20 WINDOW=30;
-#        LAYERED=1: the control socket set by a KEEPER_ variable, so the layered loader reads)
+#        LAYERED=1: the control socket set by a KEEPER_ variable, a layer merged on the file)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -39,9 +39,8 @@ in_ns ip route add local 10.100.0.0/16 dev lo
 in_ns sysctl -qw net.ipv4.ip_local_port_range="1024 65000" net.ipv4.tcp_tw_reuse=1 net.core.somaxconn=65535
 ip netns exec "$ns" "$work/checks-server" 80 4 & pids+=($!)
 sock=$work/keeper.sock
-# The control socket is set in the file: a KEEPER_ variable would make keeperd read the file with
-# its layered loader (figment), not in one pass (config/direct.rs), as a plain /etc/keeper does.
-# LAYERED=1 sets it by a variable instead, to measure that loader.
+# The control socket is set in the file, as a plain /etc/keeper does. LAYERED=1 sets it by a
+# KEEPER_ variable instead: figment then merges `global` with it (config/layers.rs merge_trees).
 conf=$work/gen/keeper-$kind.toml
 if [ -n "${LAYERED:-}" ]; then
   env_sock=("KEEPER_GLOBAL__CONTROL_SOCKET=$sock")

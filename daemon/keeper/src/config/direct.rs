@@ -1,21 +1,22 @@
-//! One configuration file read straight into the [`Node`] tree, in one pass over
-//! `toml_parser`'s events.
+//! A configuration file read straight into the [`Node`] tree, in one pass over `toml_parser`'s
+//! events.
 //!
-//! Why: the layered loader ([`super::layers`]) parses each file into a `toml_edit` document
-//! (every token, every event and the document in memory at once), records the position of every
-//! key, hands the values to figment and copies the merge into the tree. For a file of 1,000
-//! virtual servers x 10 real servers that touched about 36 MB, and in a small VM, where every
-//! page touched for the first time is a round trip to the host, it was most of keeperd's cold
-//! start. When there is nothing to merge (one file, no `conf.d/*.toml`, no `KEEPER_…`
-//! variable) the merge is that file, and this module builds the same tree directly: the tokens
-//! are lexed and parsed one table at a time, each key and value goes into the tree when its event
-//! arrives, and positions are computed from spans.
+//! Why: the layered loader ([`super::layers::merge`]) parses each file into a `toml_edit`
+//! document (every token, every event and the document in memory at once), records the position
+//! of every key, hands all the values to figment and copies the merge into the tree. For a file
+//! of 1,000 virtual servers x 10 real servers that touched about 36 MB, and in a small VM, where
+//! every page touched for the first time is a round trip to the host, it was most of keeperd's
+//! cold start. This module builds the tree of one file directly: the tokens are lexed and parsed
+//! one table at a time, each key and value goes into the tree when its event arrives, and
+//! positions are computed from spans. [`super::layers::merge_trees`] then layers the files'
+//! trees and the `KEEPER_…` variables, with figment merging only what more than one layer writes.
 //!
 //! The result must be exactly the layered loader's: the same tree, the same origins, the same
-//! index of virtual servers (tests compare the two on every configuration in the repository and
-//! on edge cases). Whatever this module does not follow (a syntax error, a duplicate key, a table
-//! defined twice, an array of tables, a date) makes it give up, and the layered loader reads
-//! the file and reports the errors with their places as it always did.
+//! index of virtual servers (tests compare the two on every configuration in the repository, on
+//! edge cases, and on layered files and variables). Whatever this module does not follow (a
+//! syntax error, a duplicate key, a table defined twice, an array of tables, a date) makes it
+//! give up, and the layered loader reads the files and reports the errors with their places as
+//! it always did.
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -686,5 +687,115 @@ mod tests {
         ] {
             gives_up(text);
         }
+    }
+
+    /// Files (the first is keeper.toml, the others conf.d/NAME) and variables: the layered
+    /// loader's tree, and the one from the files read in one pass and `merge_trees`.
+    fn layered_both(files: &[(&str, &str)], env: &[(&str, &str)]) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let main = dir.path().join("keeper.toml");
+        std::fs::create_dir(dir.path().join("conf.d")).expect("conf.d");
+        let mut paths = Vec::new();
+        for (i, (name, text)) in files.iter().enumerate() {
+            let path = if i == 0 {
+                main.clone()
+            } else {
+                dir.path().join("conf.d").join(name)
+            };
+            std::fs::write(&path, text).expect("write");
+            paths.push((path, *text));
+        }
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let want = super::super::layers::merge(&main, env.clone())
+            .unwrap_or_else(|e| panic!("layered: {e:?}"))
+            .root;
+        paths.sort_by(|a, b| (a.0 != main, &a.0).cmp(&(b.0 != main, &b.0)));
+        let trees = paths
+            .iter()
+            .map(|(p, text)| (p.clone(), parse(p, text).expect("one pass").0))
+            .collect();
+        let got = super::super::layers::merge_trees(trees, &env).expect("merged");
+        assert_eq!(got, want, "{files:?} {env:?}");
+    }
+
+    #[test]
+    fn layers_merged_from_trees_as_the_layered_loader_merges_them() {
+        let main = "[global]\nrouter_id = \"a\"\nvrrp_version = 2\n\n[vrrp_instance.VI_1]\ninterface = \"eth0\"\nvirtual_router_id = 51\npriority = 100\nvirtual_ipaddress = [\"10.0.0.1/24\"]\nauthentication = { auth_type = \"PASS\" }\n\n[virtual_server.web]\nip = \"10.0.0.1\"\nport = 80\n[virtual_server.web.real_server.a]\nip = \"10.0.0.11\"\n";
+        // Nothing layered, a file beside it, files writing the same tables, a scalar replaced
+        // by a table and a table by a scalar, and variables of every kind.
+        layered_both(&[("", main)], &[]);
+        layered_both(
+            &[
+                ("", main),
+                (
+                    "10-extra.toml",
+                    "[vrrp_script.chk]\nscript = \"/bin/true\"\n",
+                ),
+            ],
+            &[],
+        );
+        layered_both(
+            &[
+                ("", main),
+                (
+                    "10-web.toml",
+                    "[virtual_server.web.real_server.b]\nip = \"10.0.0.12\"\n[virtual_server.api]\nip = \"10.0.0.2\"\nport = 443\n",
+                ),
+                (
+                    "20-global.toml",
+                    "[global]\nrouter_id = \"b\"\nvrrp_strict = true\n",
+                ),
+            ],
+            &[],
+        );
+        layered_both(
+            &[
+                ("", main),
+                ("10.toml", "global = 1\n[vrrp_instance]\nVI_1 = \"x\"\n"),
+            ],
+            &[],
+        );
+        layered_both(
+            &[
+                ("", "global = 1\n"),
+                ("10.toml", "[global]\nrouter_id = \"c\"\n"),
+            ],
+            &[],
+        );
+        layered_both(
+            &[("", main)],
+            &[
+                (
+                    "KEEPER_VRRP_INSTANCE__VI_1__AUTHENTICATION__AUTH_PASS",
+                    "s3cret",
+                ),
+                ("KEEPER_VRRP_INSTANCE__VI_1__PRIORITY", "50"),
+                ("KEEPER_VRRP_INSTANCE__VI_2__PRIORITY", "20"),
+                ("KEEPER_GLOBAL__VRRP_VERSION", "3"),
+                ("KEEPER_NEW_SECTION__A", "1"),
+                (
+                    "KEEPER_VRRP_INSTANCE__VI_1__VIRTUAL_IPADDRESS",
+                    "[\"10.0.0.9/24\"]",
+                ),
+                ("OTHER", "ignored"),
+            ],
+        );
+        layered_both(
+            &[
+                ("", main),
+                (
+                    "10-web.toml",
+                    "[virtual_server.web.real_server.b]\nip = \"10.0.0.12\"\n",
+                ),
+            ],
+            &[
+                ("KEEPER_VIRTUAL_SERVER__WEB__REAL_SERVER__A__WEIGHT", "5"),
+                ("KEEPER_A", "1"),
+                ("KEEPER_A__B", "2"),
+            ],
+        );
     }
 }

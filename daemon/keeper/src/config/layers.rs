@@ -6,7 +6,7 @@
 //! environment keys matched to the names written in the files (figment's own `Env` lowercases
 //! `VI_1` to `vi_1`, which would define a second instance instead of overriding the first).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -518,6 +518,177 @@ pub fn merge(
         root,
         files: paths,
         sources,
+    })
+}
+
+/// The layers merged from trees already read (see [`super::direct`]), in layer order; `None`
+/// when figment refuses the merge ([`merge`] then reports it).
+///
+/// A top-level key written by one file alone is that file's subtree as read. The others, written
+/// by several files or by a `KEEPER_…` variable, are merged by figment exactly as [`merge`]
+/// merges them: figment merges a table key by key, so merging only those top-level keys gives
+/// the same values, and each value is placed where the tree of the file it came from placed it
+/// (the same place as the positions [`merge`] records: tests compare the two).
+pub(crate) fn merge_trees(files: Vec<(PathBuf, Node)>, env: &[(String, String)]) -> Option<Node> {
+    let mut roots: Vec<(PathBuf, Node)> = Vec::with_capacity(files.len());
+    let mut writers: BTreeMap<String, usize> = BTreeMap::new();
+    for (path, node) in files {
+        let NodeKind::Table(t) = &node.kind else {
+            return None;
+        };
+        for (k, _) in t.iter() {
+            *writers.entry(k.clone()).or_default() += 1;
+        }
+        roots.push((path, node));
+    }
+    // The top-level keys the variables write, spelled as [`merge`] spells them: a variable's
+    // first segment is matched against the files' top-level keys, which is all it needs here.
+    let keys_only: Dict = writers
+        .keys()
+        .map(|k| (k.clone(), Value::from(Dict::new())))
+        .collect();
+    let touched = EnvLayer::new(env.iter().cloned(), &keys_only)
+        .entries
+        .into_iter()
+        .filter_map(|(_, path, _)| path.into_iter().next());
+    let shared: BTreeSet<String> = writers
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(k, _)| k.clone())
+        .chain(touched)
+        .collect();
+
+    // Top-level keys written once go into the result as read; the shared ones go to figment,
+    // and stay in `kept` (one tree per file) to place the merged values.
+    let mut entries: Vec<(String, Node)> = Vec::new();
+    let mut layers = Vec::with_capacity(roots.len());
+    let mut kept: Vec<(PathBuf, Node)> = Vec::with_capacity(roots.len());
+    for (path, node) in roots {
+        let NodeKind::Table(t) = node.kind else {
+            return None;
+        };
+        let mut data = Dict::new();
+        let mut mine = Vec::new();
+        for (k, v) in t {
+            if shared.contains(&k) {
+                data.insert(k.clone(), value_of(&v));
+                mine.push((k, v));
+            } else {
+                entries.push((k, v));
+            }
+        }
+        layers.push(TreeLayer {
+            path: path.clone(),
+            data: std::sync::Mutex::new(Some(data)),
+        });
+        kept.push((
+            path,
+            Node::table(mine.into_iter().collect(), Origin::Default),
+        ));
+    }
+    if !shared.is_empty() {
+        let mut figment = Figment::new();
+        for l in &layers {
+            figment = figment.merge(l);
+        }
+        let file_data = figment_dict(&figment).ok()?;
+        let env = EnvLayer::new(env.iter().cloned(), &file_data);
+        let (figment, data) = if env.entries.is_empty() {
+            (figment, file_data)
+        } else {
+            let figment = figment.merge(&env);
+            let data = figment_dict(&figment).ok()?;
+            (figment, data)
+        };
+        let files: HashMap<&Path, (Arc<Path>, &Node)> = kept
+            .iter()
+            .map(|(p, n)| (p.as_path(), (Arc::from(p.as_path()), n)))
+            .collect();
+        let origin_of = |value: &Value, path: &str| -> Origin {
+            match figment
+                .get_metadata(value.tag())
+                .and_then(|m| m.source.as_ref())
+            {
+                Some(Source::File(file)) => match files.get(file.as_path()) {
+                    Some((shared, tree)) => find(tree, path).map_or(
+                        Origin::File {
+                            path: shared.clone(),
+                            line: 0,
+                            col: 0,
+                        },
+                        |n| n.origin.clone(),
+                    ),
+                    None => Origin::File {
+                        path: Arc::from(file.as_path()),
+                        line: 0,
+                        col: 0,
+                    },
+                },
+                Some(Source::Custom(s)) if s == ENV_SOURCE => {
+                    let segs: KeyPath = path.split(SEP).map(str::to_string).collect();
+                    let var = env.var_behind(&segs).unwrap_or("KEEPER_?");
+                    Origin::Env {
+                        var: var.to_string(),
+                    }
+                }
+                _ => Origin::Default,
+            }
+        };
+        for (k, v) in data {
+            let mut path = k.clone();
+            entries.push((k, to_node(v, &mut path, &origin_of, false)));
+        }
+    }
+    Some(Node::table(entries.into_iter().collect(), Origin::Default))
+}
+
+/// A file's tree (its shared top-level keys) handed to figment as a layer of that file.
+struct TreeLayer {
+    path: PathBuf,
+    data: std::sync::Mutex<Option<Dict>>,
+}
+
+impl Provider for TreeLayer {
+    fn metadata(&self) -> Metadata {
+        Metadata::from(
+            self.path.display().to_string(),
+            Source::File(self.path.clone()),
+        )
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let data = self
+            .data
+            .lock()
+            .map(|mut d| d.take())
+            .unwrap_or_default()
+            .unwrap_or_default();
+        Ok(Profile::Default.collect(data))
+    }
+}
+
+/// A tree's values as figment's, as [`FileLayer`] reads them from TOML.
+fn value_of(node: &Node) -> Value {
+    match &node.kind {
+        NodeKind::Table(t) => Value::from(
+            t.iter()
+                .map(|(k, v)| (k.clone(), value_of(v)))
+                .collect::<Dict>(),
+        ),
+        NodeKind::Array(a) => Value::from(a.iter().map(value_of).collect::<Vec<Value>>()),
+        NodeKind::Str(s) => Value::from(s.clone()),
+        NodeKind::Int(i) => Value::from(*i),
+        NodeKind::Float(f) => Value::from(*f),
+        NodeKind::Bool(b) => Value::from(*b),
+    }
+}
+
+/// The node at a path joined with [`SEP`].
+fn find<'a>(node: &'a Node, path: &str) -> Option<&'a Node> {
+    path.split(SEP).try_fold(node, |n, seg| match &n.kind {
+        NodeKind::Table(t) => t.get(seg),
+        NodeKind::Array(a) => a.get(seg.parse::<usize>().ok()?),
+        _ => None,
     })
 }
 

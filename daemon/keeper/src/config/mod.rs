@@ -168,25 +168,26 @@ pub fn load(
     check(merged.root, merged.sources, merged.files)
 }
 
-/// One file and nothing to layer on it (no `conf.d/*.toml`, no `KEEPER_…` variable): the file
-/// is the merge, read in one pass (see [`direct`]). `None`: the layered loader reads it.
+/// Every file read in one pass (see [`direct`]) and the layers merged from those trees (see
+/// [`layers::merge_trees`]: figment merges only what more than one layer writes). `None`: a file
+/// this does not read, or a merge figment refuses; the layered loader reads them and reports.
 fn load_direct(main: &Path, env: &[(String, String)]) -> Option<Result<Loaded, Vec<Diagnostic>>> {
-    let vars = reload::Sources::keeper_vars(env);
-    if !vars.is_empty() {
-        return None;
-    }
     let files = layers::config_files(main).ok()?;
-    if files.len() != 1 {
-        return None;
+    let mut trees = Vec::with_capacity(files.len());
+    let mut sources = Vec::with_capacity(files.len());
+    for path in &files {
+        let text = std::fs::read_to_string(path).ok()?;
+        let (root, blocks) = direct::parse(path, &text)?;
+        trees.push((path.clone(), root));
+        sources.push(reload::FileSource {
+            path: path.clone(),
+            text,
+            blocks,
+        });
     }
-    let text = std::fs::read_to_string(main).ok()?;
-    let (root, blocks) = direct::parse(main, &text)?;
-    let source = reload::FileSource {
-        path: main.to_path_buf(),
-        text,
-        blocks,
-    };
-    Some(check(root, reload::Sources::new(vec![source], vars), files))
+    let root = layers::merge_trees(trees, env)?;
+    let vars = reload::Sources::keeper_vars(env);
+    Some(check(root, reload::Sources::new(sources, vars), files))
 }
 
 /// Deserializes and validates the merged tree; every problem placed.

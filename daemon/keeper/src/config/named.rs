@@ -61,6 +61,15 @@ impl<'a, T> IntoIterator for &'a Named<T> {
     }
 }
 
+impl<T> IntoIterator for Named<T> {
+    type Item = (String, T);
+    type IntoIter = std::vec::IntoIter<(String, T)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
 impl<T> FromIterator<(String, T)> for Named<T> {
     /// As a `BTreeMap` collects: in name order, a repeated name's last value kept.
     fn from_iter<I: IntoIterator<Item = (String, T)>>(entries: I) -> Self {
