@@ -54,12 +54,11 @@ pub fn config_files(main: &Path) -> Result<Vec<PathBuf>, LayerError> {
     Ok(files)
 }
 
-/// A parsed TOML file: its text for figment, and the position of every key.
+/// A parsed TOML file: its values for figment, and the position of every key.
 pub struct FileLayer {
-    path: PathBuf,
     /// The values, converted from the one parse (figment's own TOML provider would parse the
-    /// text a second time: 7% of loading a large file). Handed to figment once, without a copy.
-    data: std::sync::Mutex<Option<Dict>>,
+    /// text a second time: 7% of loading a large file).
+    values: FileValues,
     positions: Positions,
     /// The text and where each virtual server is written in it, kept for the next reload
     /// (see [`super::reload`]).
@@ -120,8 +119,7 @@ impl FileLayer {
         let data = table_dict(doc.as_table().iter());
         drop(doc);
         Ok(FileLayer {
-            path: path.to_path_buf(),
-            data: std::sync::Mutex::new(Some(data)),
+            values: FileValues::new(path.to_path_buf(), data),
             positions,
             source: Some(FileSource {
                 path: path.to_path_buf(),
@@ -137,7 +135,8 @@ impl FileLayer {
 
     /// The top-level keys the file writes.
     pub(crate) fn root_keys(&self) -> Vec<String> {
-        self.data
+        self.values
+            .data
             .lock()
             .map(|d| d.as_ref().map(|d| d.keys().cloned().collect()))
             .ok()
@@ -148,8 +147,9 @@ impl FileLayer {
     /// The file's values as a tree, every value placed in this file: what [`merge`] gives for
     /// a key that no other layer writes (see [`super::reload`]).
     pub(crate) fn into_node(self) -> Node {
-        let shared: Arc<Path> = Arc::from(self.path.as_path());
+        let shared: Arc<Path> = Arc::from(self.values.path.as_path());
         let data = self
+            .values
             .data
             .into_inner()
             .map(Option::unwrap_or_default)
@@ -167,7 +167,23 @@ impl FileLayer {
     }
 }
 
-impl Provider for FileLayer {
+/// A file's values as a figment layer (its source: the file).
+struct FileValues {
+    path: PathBuf,
+    /// Handed to figment once, without a copy.
+    data: std::sync::Mutex<Option<Dict>>,
+}
+
+impl FileValues {
+    fn new(path: PathBuf, data: Dict) -> FileValues {
+        FileValues {
+            path,
+            data: std::sync::Mutex::new(Some(data)),
+        }
+    }
+}
+
+impl Provider for FileValues {
     fn metadata(&self) -> Metadata {
         Metadata::from(
             self.path.display().to_string(),
@@ -453,63 +469,20 @@ pub fn merge(
     if !errors.is_empty() {
         return Err(errors);
     }
-    let mut figment = Figment::new();
-    for l in &layers {
-        figment = figment.merge(l);
-    }
-    let file_data = figment_dict(&figment)?;
-    let env = EnvLayer::new(env, &file_data);
-    // The environment usually sets nothing: then the files' merge is the result (no second
-    // merge, no second copy of a large configuration).
-    let (figment, data) = if env.entries.is_empty() {
-        (figment, file_data)
-    } else {
-        let figment = figment.merge(&env);
-        let data = figment_dict(&figment)?;
-        (figment, data)
+    let (figment, env, data) = merge_values(layers.iter().map(|l| &l.values), env)?;
+    let root = {
+        let files: HashMap<&Path, &Positions> = layers
+            .iter()
+            .map(|l| (l.values.path.as_path(), &l.positions))
+            .collect();
+        let origin_of = origins(&figment, &env, |file, path| {
+            files
+                .get(file)
+                .and_then(|positions| positions.get(path))
+                .copied()
+        });
+        to_node(Value::from(data), &mut String::new(), &origin_of, true)
     };
-
-    let files: HashMap<&Path, (Arc<Path>, &Positions)> = layers
-        .iter()
-        .map(|l| {
-            (
-                l.path.as_path(),
-                (Arc::from(l.path.as_path()), &l.positions),
-            )
-        })
-        .collect();
-    let origin_of = |value: &Value, path: &str| -> Origin {
-        match figment
-            .get_metadata(value.tag())
-            .and_then(|m| m.source.as_ref())
-        {
-            Some(Source::File(file)) => match files.get(file.as_path()) {
-                Some((shared, positions)) => {
-                    let (line, col) = positions.get(path).copied().unwrap_or((0, 0));
-                    Origin::File {
-                        path: shared.clone(),
-                        line,
-                        col,
-                    }
-                }
-                None => Origin::File {
-                    path: Arc::from(file.as_path()),
-                    line: 0,
-                    col: 0,
-                },
-            },
-            Some(Source::Custom(s)) if s == ENV_SOURCE => {
-                let segs: KeyPath = path.split(SEP).map(str::to_string).collect();
-                let var = env.var_behind(&segs).unwrap_or("KEEPER_?");
-                Origin::Env {
-                    var: var.to_string(),
-                }
-            }
-            _ => Origin::Default,
-        }
-    };
-    let root = to_node(Value::from(data), &mut String::new(), &origin_of, true);
-    drop(files);
     let sources = Sources::new(
         layers.iter_mut().filter_map(|l| l.source.take()).collect(),
         env_snapshot,
@@ -577,63 +550,24 @@ pub(crate) fn merge_trees(files: Vec<(PathBuf, Node)>, env: &[(String, String)])
                 entries.push((k, v));
             }
         }
-        layers.push(TreeLayer {
-            path: path.clone(),
-            data: std::sync::Mutex::new(Some(data)),
-        });
+        layers.push(FileValues::new(path.clone(), data));
         kept.push((
             path,
             Node::table(mine.into_iter().collect(), Origin::Default),
         ));
     }
     if !shared.is_empty() {
-        let mut figment = Figment::new();
-        for l in &layers {
-            figment = figment.merge(l);
-        }
-        let file_data = figment_dict(&figment).ok()?;
-        let env = EnvLayer::new(env.iter().cloned(), &file_data);
-        let (figment, data) = if env.entries.is_empty() {
-            (figment, file_data)
-        } else {
-            let figment = figment.merge(&env);
-            let data = figment_dict(&figment).ok()?;
-            (figment, data)
-        };
-        let files: HashMap<&Path, (Arc<Path>, &Node)> = kept
-            .iter()
-            .map(|(p, n)| (p.as_path(), (Arc::from(p.as_path()), n)))
-            .collect();
-        let origin_of = |value: &Value, path: &str| -> Origin {
-            match figment
-                .get_metadata(value.tag())
-                .and_then(|m| m.source.as_ref())
-            {
-                Some(Source::File(file)) => match files.get(file.as_path()) {
-                    Some((shared, tree)) => find(tree, path).map_or(
-                        Origin::File {
-                            path: shared.clone(),
-                            line: 0,
-                            col: 0,
-                        },
-                        |n| n.origin.clone(),
-                    ),
-                    None => Origin::File {
-                        path: Arc::from(file.as_path()),
-                        line: 0,
-                        col: 0,
-                    },
-                },
-                Some(Source::Custom(s)) if s == ENV_SOURCE => {
-                    let segs: KeyPath = path.split(SEP).map(str::to_string).collect();
-                    let var = env.var_behind(&segs).unwrap_or("KEEPER_?");
-                    Origin::Env {
-                        var: var.to_string(),
-                    }
-                }
-                _ => Origin::Default,
-            }
-        };
+        let (figment, env, data) = merge_values(layers.iter(), env.iter().cloned()).ok()?;
+        let files: HashMap<&Path, &Node> = kept.iter().map(|(p, n)| (p.as_path(), n)).collect();
+        let origin_of = origins(&figment, &env, |file, path| {
+            files
+                .get(file)
+                .and_then(|tree| find(tree, path))
+                .and_then(|n| match n.origin {
+                    Origin::File { line, col, .. } => Some((line, col)),
+                    _ => None,
+                })
+        });
         for (k, v) in data {
             let mut path = k.clone();
             entries.push((k, to_node(v, &mut path, &origin_of, false)));
@@ -642,28 +576,66 @@ pub(crate) fn merge_trees(files: Vec<(PathBuf, Node)>, env: &[(String, String)])
     Some(Node::table(entries.into_iter().collect(), Origin::Default))
 }
 
-/// A file's tree (its shared top-level keys) handed to figment as a layer of that file.
-struct TreeLayer {
-    path: PathBuf,
-    data: std::sync::Mutex<Option<Dict>>,
+/// figment's merge of the files' values, in order, then of the `KEEPER_…` variables, whose
+/// key segments are spelled as the files' merge spells them (see [`EnvLayer`]).
+fn merge_values<'l>(
+    files: impl Iterator<Item = &'l FileValues>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(Figment, EnvLayer, Dict), Vec<LayerError>> {
+    let mut figment = Figment::new();
+    for f in files {
+        figment = figment.merge(f);
+    }
+    let file_data = figment_dict(&figment)?;
+    let env = EnvLayer::new(env, &file_data);
+    // The environment usually sets nothing: then the files' merge is the result (no second
+    // merge, no second copy of a large configuration).
+    if env.entries.is_empty() {
+        return Ok((figment, env, file_data));
+    }
+    let figment = figment.merge(&env);
+    let data = figment_dict(&figment)?;
+    Ok((figment, env, data))
 }
 
-impl Provider for TreeLayer {
-    fn metadata(&self) -> Metadata {
-        Metadata::from(
-            self.path.display().to_string(),
-            Source::File(self.path.clone()),
-        )
+/// Where a value of figment's merge came from: a file's (placed at the line and column
+/// `in_file(file, joined path)` gives, else the file alone), or the variable behind it.
+fn origins<'a>(
+    figment: &'a Figment,
+    env: &'a EnvLayer,
+    in_file: impl Fn(&Path, &str) -> Option<(u32, u32)> + 'a,
+) -> impl Fn(&Value, &str) -> Origin + 'a {
+    let mut shared: HashMap<PathBuf, Arc<Path>> = HashMap::new();
+    for m in figment.metadata() {
+        if let Some(Source::File(f)) = &m.source {
+            shared.insert(f.clone(), Arc::from(f.as_path()));
+        }
     }
-
-    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
-        let data = self
-            .data
-            .lock()
-            .map(|mut d| d.take())
-            .unwrap_or_default()
-            .unwrap_or_default();
-        Ok(Profile::Default.collect(data))
+    move |value: &Value, path: &str| -> Origin {
+        match figment
+            .get_metadata(value.tag())
+            .and_then(|m| m.source.as_ref())
+        {
+            Some(Source::File(file)) => {
+                let (line, col) = in_file(file, path).unwrap_or((0, 0));
+                Origin::File {
+                    path: shared
+                        .get(file)
+                        .cloned()
+                        .unwrap_or_else(|| Arc::from(file.as_path())),
+                    line,
+                    col,
+                }
+            }
+            Some(Source::Custom(s)) if s == ENV_SOURCE => {
+                let segs: KeyPath = path.split(SEP).map(str::to_string).collect();
+                let var = env.var_behind(&segs).unwrap_or("KEEPER_?");
+                Origin::Env {
+                    var: var.to_string(),
+                }
+            }
+            _ => Origin::Default,
+        }
     }
 }
 
