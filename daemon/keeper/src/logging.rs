@@ -1,6 +1,6 @@
 //! Logging: to journald when stderr is systemd's journal stream (`JOURNAL_STREAM` names
-//! stderr's device and inode), plain text to stderr otherwise (coloured on a terminal only). The level comes from `RUST_LOG`
-//! if set, else `global.log_level`, else `info`.
+//! stderr's device and inode), plain text to stderr otherwise (coloured on a terminal only).
+//! The level comes from `RUST_LOG` if set, else `global.log_level`, else `info`.
 //!
 //! In the journal every event field becomes a field named `KEEPER_<FIELD>`: `instance`,
 //! `vrid`, `state`, `real_server`, ... are `KEEPER_INSTANCE`, `KEEPER_VRID`, `KEEPER_STATE`,

@@ -148,11 +148,8 @@ async fn event_loop(
     privilege::log_dropped("keeperd", &dropped, privilege::DAEMON_CAPS);
     // --- Unprivileged from here on (CAP_NET_ADMIN and CAP_NET_RAW only). --------------------
 
-    // notify (notify/): scripts (through the launcher), notify_fifo, SMTP alerts. Started as
-    // the daemon's user, so the FIFO it creates is its own to remove at stop.
     // The checkers start after the first IPVS pass (the table first, as keepalived's checker).
-    let mut checkers =
-        Checkers::start_after(check::plan::plan(&loaded.config), lvs_first_pass.done());
+    let mut checkers = Checkers::start(check::plan::plan(&loaded.config), lvs_first_pass.done());
     // Tracked objects (track/): vrrp_script runs (through the launcher), track files, processes.
     let (mut tracker, mut observations) = crate::track::Tracker::start_with(
         &loaded.config,
@@ -161,6 +158,8 @@ async fn event_loop(
             ..Default::default()
         },
     );
+    // notify (notify/): scripts (through the launcher), notify_fifo, SMTP alerts. Started as
+    // the daemon's user, so the FIFO it creates is its own to remove at stop.
     let notes = Notifications::start(
         &loaded.config,
         crate::notify::exec::Runner::Launcher(scripts.clone()),

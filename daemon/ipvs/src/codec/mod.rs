@@ -94,8 +94,8 @@ impl Request {
         )
     }
 
-    /// Netlink header flags: `REQUEST|DUMP` for dumps, `REQUEST|ACK` otherwise (every
-    /// operation gets an ACK, so a pipelined batch knows the fate of each entry).
+    /// Netlink header flags: `REQUEST|DUMP` for dumps, `REQUEST|ACK` otherwise (a request sent
+    /// alone, or the last of a pipelined batch: see [`Request::encode_unacked`]).
     pub fn nl_flags(&self) -> u16 {
         if self.is_dump() {
             consts::NLM_F_REQUEST | consts::NLM_F_DUMP
@@ -146,13 +146,7 @@ impl Request {
     /// One complete netlink message: `nlmsghdr` (type `family`, sequence `seq`, port id 0),
     /// `genlmsghdr` (version 1), attributes.
     pub fn encode(&self, family: u16, seq: u32) -> Result<Vec<u8>, EncodeError> {
-        let genl = GenlmsghdrBuilder::<IpvsCmd, CmdAttr>::default()
-            .cmd(self.cmd())
-            .version(consts::IPVS_GENL_VERSION)
-            .attrs(self.attrs()?.into_iter().collect::<GenlBuffer<_, _>>())
-            .build()
-            .map_err(neli_err)?;
-        encode_nlmsg(family, self.nl_flags(), seq, genl)
+        self.encode_with_flags(family, seq, self.nl_flags())
     }
 
     /// [`Request::encode`] without `NLM_F_ACK`: the kernel answers only if it refuses the
@@ -161,15 +155,22 @@ impl Request {
     /// ACK comes after every refusal in the batch, and 255 of 256 answers are never built, sent
     /// or read. Dumps keep their flags.
     pub fn encode_unacked(&self, family: u16, seq: u32) -> Result<Vec<u8>, EncodeError> {
-        let mut bytes = self.encode(family, seq)?;
-        if !self.is_dump() {
-            let flags = (consts::NLM_F_REQUEST).to_ne_bytes();
-            // nlmsghdr: len u32, type u16, flags u16 (bytes 6..8).
-            if let Some(f) = bytes.get_mut(6..8) {
-                f.copy_from_slice(&flags);
-            }
-        }
-        Ok(bytes)
+        let flags = if self.is_dump() {
+            self.nl_flags()
+        } else {
+            consts::NLM_F_REQUEST
+        };
+        self.encode_with_flags(family, seq, flags)
+    }
+
+    fn encode_with_flags(&self, family: u16, seq: u32, flags: u16) -> Result<Vec<u8>, EncodeError> {
+        let genl = GenlmsghdrBuilder::<IpvsCmd, CmdAttr>::default()
+            .cmd(self.cmd())
+            .version(consts::IPVS_GENL_VERSION)
+            .attrs(self.attrs()?.into_iter().collect::<GenlBuffer<_, _>>())
+            .build()
+            .map_err(neli_err)?;
+        encode_nlmsg(family, flags, seq, genl)
     }
 }
 

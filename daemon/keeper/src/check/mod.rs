@@ -51,14 +51,9 @@ pub struct Checkers {
 }
 
 impl Checkers {
-    /// Starts checking every real server of `plan` on the current tokio runtime.
-    pub fn start(plan: Plan) -> Checkers {
-        Self::start_after(plan, std::future::ready(()))
-    }
-
-    /// [`Checkers::start`], installing the checkers once `after` resolves (the first IPVS
-    /// pass: see `lvs::FirstPass`). Commands sent meanwhile wait for it.
-    pub fn start_after(
+    /// Starts checking every real server of `plan` on the current tokio runtime, once `after`
+    /// resolves (the first IPVS pass: see `lvs::FirstPass`). Commands sent meanwhile wait.
+    pub fn start(
         plan: Plan,
         after: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Checkers {

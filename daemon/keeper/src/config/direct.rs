@@ -29,7 +29,7 @@ use toml_parser::{ErrorSink, ParseError, Source, Span};
 
 use super::layers::Lines;
 use super::node::{Node, NodeKind, Origin};
-use super::reload::{VS, VsBlocks, VsTable};
+use super::reload::{VS, VsBlocks, VsTable, line_start};
 
 /// Nesting of arrays and inline tables allowed (the `toml` crate's limit).
 const MAX_DEPTH: u32 = 80;
@@ -70,23 +70,22 @@ pub(crate) fn parse(path: &Path, text: &str) -> Option<(Node, VsBlocks)> {
 #[derive(Default)]
 struct SectionSplitter {
     depth: i64,
-    /// Only whitespace since the last newline (or the start).
-    not_line_start: bool,
+    /// Something other than whitespace since the last newline.
+    mid_line: bool,
 }
 
 impl SectionSplitter {
     fn starts_before(&mut self, token: &Token) -> bool {
         let kind = token.kind();
-        let header =
-            kind == TokenKind::LeftSquareBracket && self.depth == 0 && !self.not_line_start;
+        let header = kind == TokenKind::LeftSquareBracket && self.depth == 0 && !self.mid_line;
         match kind {
             TokenKind::LeftSquareBracket | TokenKind::LeftCurlyBracket => self.depth += 1,
             TokenKind::RightSquareBracket | TokenKind::RightCurlyBracket => self.depth -= 1,
             _ => {}
         }
-        self.not_line_start = match kind {
+        self.mid_line = match kind {
             TokenKind::Newline => false,
-            TokenKind::Whitespace => self.not_line_start,
+            TokenKind::Whitespace => self.mid_line,
             _ => true,
         };
         header
@@ -165,8 +164,8 @@ struct Builder<'s> {
     header_at: usize,
     /// Arrays and inline tables being read, innermost last.
     stack: Vec<Frame>,
-    /// Every table header: where its `[` is, and its path.
-    headers: Vec<(usize, Vec<String>)>,
+    /// Every table header: where its `[` is, and the virtual server it is under, if any.
+    headers: Vec<(usize, Option<String>)>,
     /// A construct this module leaves to the layered loader, or a TOML error.
     failed: bool,
 }
@@ -244,7 +243,11 @@ impl<'s> Builder<'s> {
             return;
         }
         let path: Vec<String> = keys.into_iter().map(|(k, _)| k).collect();
-        self.headers.push((self.header_at, path.clone()));
+        let owner = match path.as_slice() {
+            [vs, name, ..] if vs == VS => Some(name.clone()),
+            _ => None,
+        };
+        self.headers.push((self.header_at, owner));
         self.section = path;
     }
 
@@ -272,21 +275,10 @@ impl<'s> Builder<'s> {
             ),
             Some(_) => VsTable::Other,
         };
-        let line_start = |at: usize| {
-            text.get(..at)
-                .and_then(|t| t.rfind('\n'))
-                .map_or(0, |i| i + 1)
-        };
         let headers: Vec<(usize, Option<&str>)> = self
             .headers
             .iter()
-            .map(|(at, path)| {
-                let owner = match path.as_slice() {
-                    [vs, name, ..] if vs == VS => Some(name.as_str()),
-                    _ => None,
-                };
-                (line_start(*at), owner)
-            })
+            .map(|(at, owner)| (line_start(text, *at), owner.as_deref()))
             .collect();
         let blocks = VsBlocks::from_headers(vs, headers, text.len());
         let lines = Lines::new(text);

@@ -27,14 +27,6 @@ impl<T> Named<T> {
             .map(|i| &self.0[i].1)
     }
 
-    /// Adds `name`, or replaces its value.
-    pub fn insert(&mut self, name: String, value: T) {
-        match self.0.binary_search_by(|(k, _)| k.as_str().cmp(&name)) {
-            Ok(i) => self.0[i].1 = value,
-            Err(i) => self.0.insert(i, (name, value)),
-        }
-    }
-
     /// The entries in name order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&String, &T)> {
         self.0.iter().map(|(k, v)| (k, v))

@@ -251,7 +251,7 @@ fn collect_headers<'a>(
 }
 
 /// The first byte of the line holding `offset` (a header may be indented).
-fn line_start(text: &str, offset: usize) -> usize {
+pub(crate) fn line_start(text: &str, offset: usize) -> usize {
     text.get(..offset)
         .and_then(|t| t.rfind('\n'))
         .map_or(0, |i| i + 1)
