@@ -51,20 +51,17 @@ pub struct Checkers {
 }
 
 impl Checkers {
-    /// Starts checking every real server of `plan` on the current tokio runtime, once `after`
-    /// resolves (the first IPVS pass: see `lvs::FirstPass`). Commands sent meanwhile wait.
+    /// Starts checking every real server of the plan `plan` resolves to, on the current tokio
+    /// runtime (keeperd gives it after the first IPVS pass: see `lvs::FirstPass`); `None`
+    /// starts with no real servers. Commands sent meanwhile wait.
     pub fn start(
-        plan: Plan,
-        after: impl std::future::Future<Output = ()> + Send + 'static,
+        plan: impl std::future::Future<Output = Option<Plan>> + Send + 'static,
     ) -> Checkers {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (verdict_tx, verdicts) = mpsc::unbounded_channel();
         let board = engine::new_board();
         let e = engine::Engine::new(verdict_tx, board.clone(), command_rx);
-        tokio::spawn(async move {
-            after.await;
-            e.run(plan).await
-        });
+        tokio::spawn(async move { e.run(plan.await.unwrap_or_default()).await });
         Checkers {
             commands,
             verdicts,
