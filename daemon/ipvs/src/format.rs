@@ -108,7 +108,7 @@ fn sched_flags(s: &Service) -> Vec<&'static str> {
 fn service_lines(out: &mut String, vs: &VirtualService, format: ListFormat) {
     let s = &vs.service;
     let name = service_name(&s.key);
-    let st = s.stats.unwrap_or_default();
+    let st = s.stats.as_deref().copied().unwrap_or_default();
     match format {
         ListFormat::Plain => {
             let _ = write!(out, "{name} {}", s.scheduler);
@@ -158,7 +158,7 @@ fn service_lines(out: &mut String, vs: &VirtualService, format: ListFormat) {
 
 fn dest_line(out: &mut String, d: &Destination, format: ListFormat) {
     let name = fmt_addr_port(&d.addr, d.port);
-    let st = d.stats.unwrap_or_default();
+    let st = d.stats.as_deref().copied().unwrap_or_default();
     match format {
         ListFormat::Plain => {
             let _ = writeln!(

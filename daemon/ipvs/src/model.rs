@@ -397,9 +397,10 @@ pub struct Service {
     /// Persistence engine (e.g. `sip`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pe_name: Option<String>,
-    /// Counters; only in kernel dumps, ignored when programming.
+    /// Counters; only in kernel dumps, ignored when programming. Boxed: the desired table and
+    /// every planned operation carry a service without them (80 bytes each, unused).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stats: Option<Stats>,
+    pub stats: Option<Box<Stats>>,
 }
 
 impl Service {
@@ -583,9 +584,9 @@ pub struct Destination {
     /// Connection counters; only in kernel dumps.
     #[serde(default)]
     pub conns: ConnCounts,
-    /// Counters; only in kernel dumps.
+    /// Counters; only in kernel dumps. Boxed, as [`Service::stats`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stats: Option<Stats>,
+    pub stats: Option<Box<Stats>>,
 }
 
 impl Destination {

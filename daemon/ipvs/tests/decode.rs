@@ -80,7 +80,7 @@ fn service_dump_of_a_real_kernel() {
         ServiceFlags::default(),
         "HASHED is dropped"
     );
-    let st = web.service.stats.expect("stats");
+    let st = web.service.stats.as_deref().copied().expect("stats");
     assert_eq!(
         (st.conns, st.inpkts, st.outpkts, st.inbytes, st.outbytes),
         (5, 34, 26, 2178, 2457)

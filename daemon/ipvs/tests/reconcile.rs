@@ -210,10 +210,10 @@ fn adopting_a_matching_table_after_a_restart_changes_nothing() {
     // The kernel's copy carries counters and a hand-made service keeperd does not own.
     let mut have = want.clone();
     for vs in have.services.values_mut() {
-        vs.service.stats = Some(Stats {
+        vs.service.stats = Some(Box::new(Stats {
             conns: 9,
             ..Stats::default()
-        });
+        }));
         for d in vs.destinations.values_mut() {
             d.conns.active = 3;
         }

@@ -321,7 +321,7 @@ fn find_nested_stats(
     ty32: impl NlAttrType,
     ctx64: &'static str,
     ctx32: &'static str,
-) -> Result<Option<Stats>, DecodeError> {
+) -> Result<Option<Box<Stats>>, DecodeError> {
     let (t64, t32): (u16, u16) = (ty64.into(), ty32.into());
     for (ty, ctx) in [(t64, ctx64), (t32, ctx32)] {
         if let Some(a) = attrs
@@ -338,7 +338,7 @@ fn find_nested_stats(
                 context: ctx,
                 detail: e.to_string(),
             })?;
-            return stats(&inner).map(Some);
+            return stats(&inner).map(|s| Some(Box::new(s)));
         }
     }
     Ok(None)
