@@ -43,15 +43,20 @@ fn reached(until: &Until, buf: &mut Vec<u8>) -> bool {
     }
 }
 
+/// The buffer /proc/net/ip_vs is read into: 4 MiB, filled before the clock starts. In a VM every
+/// page touched for the first time costs a round trip to the host (~40 us in UML): touched at
+/// the first poll, these 1,024 pages took ~40 ms of CPU from the daemon being measured, at its
+/// start.
+const PROC_BUF: usize = 4 << 20;
+
 /// /proc/net/ip_vs in as few read(2) calls as possible: the kernel finds the position of each
 /// read by walking the table from its start, so `read_to_string`'s growing reads (8 KiB, 16 KiB,
-/// ...) walked an 11,000-line table a dozen times per poll. `buf` is reused: in a VM every page
-/// touched for the first time costs a round trip to the host.
+/// ...) walked an 11,000-line table a dozen times per poll. `buf` is reused (see [`PROC_BUF`]).
 fn read_proc_ip_vs(buf: &mut Vec<u8>) -> Option<&str> {
     use std::io::Read;
     let mut f = std::fs::File::open("/proc/net/ip_vs").ok()?;
-    if buf.len() < 4 << 20 {
-        buf.resize(4 << 20, 0);
+    if buf.len() < PROC_BUF {
+        buf.resize(PROC_BUF, 0);
     }
     let mut len = 0;
     loop {
@@ -256,6 +261,12 @@ fn main() -> ExitCode {
     if signal.is_none() == cmd.is_empty() {
         return usage();
     }
+    // Before the clock starts (see PROC_BUF): `resize` writes every byte (not zeros, which an
+    // allocator may hand out as untouched pages), so every page is touched now.
+    let mut buf = Vec::new();
+    if !matches!(until, Until::Dest(..)) {
+        buf.resize(PROC_BUF, 1);
+    }
     let start = Instant::now();
     // Wall clock of the event, to place it among a daemon's log lines.
     if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
@@ -279,7 +290,6 @@ fn main() -> ExitCode {
     // Reading a large /proc/net/ip_vs costs the kernel real work: wait at least as long as the
     // last read took, so the poller takes at most half a CPU from the daemon being measured.
     let mut slowest = Duration::ZERO;
-    let mut buf = Vec::new();
     loop {
         let read = Instant::now();
         let done = reached(&until, &mut buf);
