@@ -767,3 +767,68 @@ fn misc_check_scripts_exit_codes_timeouts_and_omega() {
     lab.wait_exit(kd, Duration::from_secs(10));
     assert_eq!(read(&dir.join("dyn.notify")), "down\nup\ndown\n");
 }
+
+/// `misc_check.user`: the script runs as that user (through keeperd's script launcher) with no
+/// capability, and its exit code decides as usual; the checkers' other scripts (here
+/// `notify_up`) run as `global.script_user`. Both users differ from keeperd's.
+#[test]
+fn misc_check_scripts_run_as_their_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut lab = Lab::new(&["director", "rs1"]);
+    let dir = lab.dir.path().to_path_buf();
+    let rs1 = lab.v4_of("rs1");
+    // Where `nobody` may write.
+    let out = dir.join("out");
+    std::fs::create_dir(&out).expect("mkdir");
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let id = |args: &[&str]| {
+        let o = std::process::Command::new("id")
+            .args(args)
+            .output()
+            .expect("id");
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let (nobody, daemon, keeper) = (
+        id(&["-u", "nobody"]),
+        id(&["-u", "daemon"]),
+        id(&["-u", "keeper"]),
+    );
+    assert!(!nobody.is_empty() && !daemon.is_empty() && !keeper.is_empty());
+    assert!(nobody != daemon && nobody != keeper && daemon != keeper);
+    // Written to a temporary name first: the test never reads half a file.
+    let record = |name: &str| {
+        format!(
+            "{{ id -u; grep ^CapEff: /proc/self/status; }} > {0}/{name}.$$ && mv {0}/{name}.$$ {0}/{name}",
+            out.display()
+        )
+    };
+    write_script(&dir.join("who.sh"), &record("misc"));
+    write_script(&dir.join("notify.sh"), &record("notify"));
+    let config = format!(
+        "[global]\nscript_user = \"nobody\"\n{}",
+        vs(
+            "who",
+            80,
+            &rs1,
+            80,
+            &format!("notify_up = \"{}\"", dir.join("notify.sh").display()),
+            &format!(
+                "[virtual_server.who.real_server.rs1.misc_check]\nmisc_path = \"{}\"\nuser = \"daemon\"\nalpha = true\n",
+                dir.join("who.sh").display()
+            ),
+        )
+    );
+    let kd = lab.start_keeperd("director", &config);
+    lab.wait_ready(kd);
+    // alpha: DOWN until the first attempt passes (1 s bootstrap).
+    wait_state(&lab, kd, "who", "up", 1.0 + MARGIN + 3.0);
+    let no_caps = "CapEff:\t0000000000000000";
+    wait_until("the misc script's record", Duration::from_secs(5), || {
+        out.join("misc").exists()
+    });
+    assert_eq!(read(&out.join("misc")), format!("{daemon}\n{no_caps}\n"));
+    wait_until("the notify script's record", Duration::from_secs(5), || {
+        out.join("notify").exists()
+    });
+    assert_eq!(read(&out.join("notify")), format!("{nobody}\n{no_caps}\n"));
+}

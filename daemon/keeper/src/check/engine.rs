@@ -135,12 +135,16 @@ pub(super) enum Command {
     Shutdown(oneshot::Sender<()>),
 }
 
-/// Compiled regexes and TLS configurations, built once per distinct value; the ICMP sockets.
+/// Compiled regexes and TLS configurations, built once per distinct value; the ICMP sockets;
+/// the runner of scripts that have a user.
 #[derive(Default)]
 struct Resources {
     regexes: Mutex<HashMap<String, Result<Arc<regex::bytes::Regex>, String>>>,
     tls: Mutex<HashMap<Tls, Result<Arc<rustls::ClientConfig>, String>>>,
     pinger: ping::Pinger,
+    /// keeperd's script runner: a `misc_path` with a user (`misc_check.user`, else
+    /// `global.script_user`) runs through it, as that user (the launcher); `None` in tests.
+    scripts: Option<crate::launcher::ScriptRunner>,
 }
 
 impl http::Resources for Resources {
@@ -253,7 +257,7 @@ async fn attempt(plan: Arc<ServerPlan>, check: usize, res: Arc<Resources>) -> Ou
         Probe::Smtp(m) => to_outcome(Box::pin(smtp::check(m)).await),
         // Never scheduled: the file's value decides (`Engine::file_value`).
         Probe::File(_) => Outcome::fail("file_check has no attempts"),
-        Probe::Misc(m) => match Box::pin(script::run(&m.script, m.timeout)).await {
+        Probe::Misc(m) => match Box::pin(run_script(&m.script, m.timeout, &res)).await {
             ScriptEnd::Exited(0) => Outcome::pass(),
             ScriptEnd::Exited(code) if m.dynamic && (2..=255).contains(&code) => Outcome::Pass {
                 weight: u32::try_from(code - 2).ok(),
@@ -264,6 +268,30 @@ async fn attempt(plan: Arc<ServerPlan>, check: usize, res: Arc<Resources>) -> Ou
             )),
             end => Outcome::fail(format!("misc_path {}: {end}", m.script.argv[0])),
         },
+    }
+}
+
+/// A script of the checkers (`misc_path`, notify and quorum scripts) run: with a user and a
+/// runner, as that user through keeperd's script runner (the launcher; killed at `timeout`
+/// with its process group); else by the checker itself, as the daemon's user (SIGTERM at
+/// `timeout`, SIGKILL 2 s later, as keepalived).
+async fn run_script(s: &script::Script, timeout: Duration, res: &Resources) -> ScriptEnd {
+    let (Some(user), Some(runner)) = (&s.user, &res.scripts) else {
+        return script::run(s, timeout).await;
+    };
+    let run = runner.run(crate::launcher::Script {
+        argv: s.argv.clone(),
+        env: Vec::new(),
+        timeout,
+        user: Some(user.clone()),
+    });
+    match run.await {
+        Ok(r) => match r.outcome {
+            crate::launcher::Outcome::Exited(code) => ScriptEnd::Exited(code),
+            crate::launcher::Outcome::Signaled(sig) => ScriptEnd::Signaled(sig),
+            crate::launcher::Outcome::TimedOut => ScriptEnd::TimedOut,
+        },
+        Err(e) => ScriptEnd::NotStarted(e.to_string()),
     }
 }
 
@@ -420,6 +448,7 @@ impl Engine {
         verdicts: mpsc::UnboundedSender<Verdict>,
         board: SharedBoard,
         commands: mpsc::UnboundedReceiver<Command>,
+        scripts: Option<crate::launcher::ScriptRunner>,
     ) -> Engine {
         let (observations_tx, observations) = mpsc::channel(256);
         Engine {
@@ -434,7 +463,10 @@ impl Engine {
             in_flight: JoinSet::new(),
             in_flight_ids: HashMap::new(),
             limit: in_flight_limit(),
-            res: Arc::new(Resources::default()),
+            res: Arc::new(Resources {
+                scripts,
+                ..Resources::default()
+            }),
             spread: RandomState::new(),
             verdicts,
             board,
@@ -767,6 +799,7 @@ impl Engine {
                 script,
                 NOTIFY_TIMEOUT,
                 label,
+                self.res.clone(),
             )));
         }
     }
@@ -913,6 +946,7 @@ impl Engine {
                 script,
                 NOTIFY_TIMEOUT,
                 key.to_string(),
+                self.res.clone(),
             )));
         }
     }
@@ -1071,6 +1105,7 @@ impl Engine {
                     script,
                     OMEGA_TIMEOUT,
                     s.plan.key.to_string(),
+                    self.res.clone(),
                 ));
             }
         }
@@ -1081,7 +1116,13 @@ impl Engine {
             {
                 let prev = v.notify_tail.take();
                 let label = format!("virtual_server {name}");
-                omega.spawn(run_notify(prev, script, OMEGA_TIMEOUT, label));
+                omega.spawn(run_notify(
+                    prev,
+                    script,
+                    OMEGA_TIMEOUT,
+                    label,
+                    self.res.clone(),
+                ));
             }
         }
         // Each waits for the notify before it (bounded by its own timeout), then runs its own.
@@ -1167,11 +1208,12 @@ async fn run_notify(
     script: Script,
     timeout: Duration,
     of: String,
+    res: Arc<Resources>,
 ) {
     if let Some(p) = prev {
         let _ = p.await;
     }
-    match script::run(&script, timeout).await {
+    match run_script(&script, timeout, &res).await {
         ScriptEnd::Exited(0) => {
             tracing::debug!(of = %of, script = %script, "notify script done")
         }

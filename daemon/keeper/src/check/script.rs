@@ -72,10 +72,9 @@ impl fmt::Display for ScriptEnd {
     }
 }
 
-/// The command for `script`. This is where issue 10's privilege separation plugs in: a script
-/// with a `user` must run as that user with no capabilities (through the privileged launcher).
-/// Until then every script runs as the daemon's own user, and `--check` lists `user` as
-/// "accepted, not implemented".
+/// The command for `script`, run as the daemon's own user. A script with a `user` runs through
+/// keeperd's script runner instead (the launcher switches to that user, with no capabilities):
+/// see `engine::run_script`; this path serves when the checkers have no runner.
 pub fn command(script: &Script) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(&script.argv[0]);
     cmd.args(&script.argv[1..])

@@ -525,6 +525,7 @@ ip = "10.0.0.100"
 port = 80
 lb_algo = "wrr"
 lb_kind = "DR"
+ha_suspend = true
 
 [virtual_server.web.real_server.a]
 ip = "10.0.0.21"
@@ -700,6 +701,7 @@ weight = 4
             ("[virtual_server.fake]", "[virtual_server.fakf]"),
             ("sni = \"db.example\"", "sni = \"db.example2\""),
             ("user = \"nobody\"", "user = \"root\"  "),
+            ("ha_suspend = true", "ha_suspend = false"),
             ("sni = \"db.example\"", "# no sni            "),
         ] {
             lab.write(&edit(BASE, from, to));

@@ -128,7 +128,7 @@ pub const IMPLEMENTED: &[&str] = &[
     // vrrp_sync_group.*.{notify_master,notify_backup,notify_fault,notify_stop,notify,smtp_alert}
     // are acted on once the sync-group coordinator calls `Notifier::group`.
     // --- end of notify keys
-    // --- health checks (check/); `misc_check.user` waits for privilege separation (issue 10)
+    // --- health checks (check/)
     "virtual_server.*.delay_loop",
     "virtual_server.*.alpha",
     "virtual_server.*.omega",
@@ -199,6 +199,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "virtual_server.*.real_server.*.misc_check.misc_path",
     "virtual_server.*.real_server.*.misc_check.misc_timeout",
     "virtual_server.*.real_server.*.misc_check.misc_dynamic",
+    "virtual_server.*.real_server.*.misc_check.user",
     "virtual_server.*.real_server.*.misc_check.warmup",
     "virtual_server.*.real_server.*.misc_check.retry",
     "virtual_server.*.real_server.*.misc_check.delay_before_retry",
