@@ -51,17 +51,15 @@ const PROC_BUF: usize = 4 << 20;
 
 /// /proc/net/ip_vs in as few read(2) calls as possible: the kernel finds the position of each
 /// read by walking the table from its start, so `read_to_string`'s growing reads (8 KiB, 16 KiB,
-/// ...) walked an 11,000-line table a dozen times per poll. `buf` is reused (see [`PROC_BUF`]).
+/// ...) walked an 11,000-line table a dozen times per poll. `buf` is reused: `main` sizes it to
+/// [`PROC_BUF`] before the clock starts; it grows only for a larger table.
 fn read_proc_ip_vs(buf: &mut Vec<u8>) -> Option<&str> {
     use std::io::Read;
     let mut f = std::fs::File::open("/proc/net/ip_vs").ok()?;
-    if buf.len() < PROC_BUF {
-        buf.resize(PROC_BUF, 0);
-    }
     let mut len = 0;
     loop {
         if len == buf.len() {
-            buf.resize(buf.len() * 2, 0);
+            buf.resize((buf.len() * 2).max(PROC_BUF), 0);
         }
         match f.read(&mut buf[len..]) {
             Ok(0) => break,

@@ -41,7 +41,11 @@ const OUTPUT_GRACE: Duration = Duration::from_millis(200);
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// The launcher's fd for its end of the socketpair.
 const LAUNCHER_FD: i32 = 3;
-/// How long past a script's timeout the daemon waits for the launcher's answer.
+/// How long a script has to exit after SIGTERM at its timeout before its process group gets
+/// SIGKILL (keepalived's sequence).
+pub const TERM_GRACE: Duration = Duration::from_secs(2);
+/// How long past a script's timeout the daemon waits for the launcher's answer (more than
+/// [`TERM_GRACE`]).
 const ANSWER_GRACE: Duration = Duration::from_secs(5);
 /// Bound on the launcher's instructions.
 const MAX_HELLO: usize = 1 << 20;
@@ -53,7 +57,7 @@ pub struct Script {
     pub argv: Vec<String>,
     /// Variables on top of a clean environment holding only `PATH`.
     pub env: Vec<(String, String)>,
-    /// The script's process group is killed (SIGKILL) when it runs longer.
+    /// When it runs longer, its process group gets SIGTERM, then SIGKILL [`TERM_GRACE`] later.
     pub timeout: Duration,
     /// A user spec configured for this script (`vrrp_script.*.user`, `misc_check.user`);
     /// `None` = `global.script_user`, or the daemon's user when that is unset.
@@ -309,6 +313,9 @@ async fn exec(
         message: e.to_string(),
     })?;
     let pgid = child.id();
+    // A run abandoned by its caller (a health check dropped at reload or stop) takes its
+    // process group with it.
+    let mut abandoned = GroupGuard(pgid);
     let track = |add: bool| {
         if let (Some(r), Some(p)) = (running, pgid)
             && let Ok(mut set) = r.lock()
@@ -330,16 +337,19 @@ async fn exec(
             (None, None) => Outcome::Signaled(0),
         },
         Ok(Err(e)) => {
-            kill_group(pgid);
             track(false);
             return Err(ScriptError::Wait(e.to_string()));
         }
         Err(_) => {
-            kill_group(pgid);
+            signal_group(pgid, nix::sys::signal::Signal::SIGTERM);
+            let _ = tokio::time::timeout(TERM_GRACE, child.wait()).await;
+            // Whatever obeyed, what it started may not have (keepalived does the same).
+            signal_group(pgid, nix::sys::signal::Signal::SIGKILL);
             let _ = child.wait().await;
             Outcome::TimedOut
         }
     };
+    abandoned.0 = None;
     track(false);
     let duration = started.elapsed();
     let collect = |h: Option<tokio::task::JoinHandle<String>>| async move {
@@ -401,13 +411,23 @@ fn reset_signals_raw() {
 }
 
 fn kill_group(pgid: Option<u32>) {
+    signal_group(pgid, nix::sys::signal::Signal::SIGKILL);
+}
+
+fn signal_group(pgid: Option<u32>, signal: nix::sys::signal::Signal) {
     if let Some(p) = pgid.and_then(|p| i32::try_from(p).ok())
         && p > 1
     {
-        let _ = nix::sys::signal::killpg(
-            nix::unistd::Pid::from_raw(p),
-            nix::sys::signal::Signal::SIGKILL,
-        );
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(p), signal);
+    }
+}
+
+/// Kills a script's process group when dropped armed (see [`exec`]).
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        kill_group(self.0);
     }
 }
 
@@ -747,4 +767,122 @@ async fn serve(stream: UnixStream, hello: Hello) {
 /// The path of keeperd's binary for starting the launcher.
 pub fn own_exe() -> PathBuf {
     PathBuf::from("/proc/self/exe")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A runner whose scripts run as this process's own identity (no launcher).
+    fn own_runner() -> ScriptRunner {
+        let me = privilege::current_account();
+        let plan = Plan {
+            started_as_root: false,
+            daemon: me.clone(),
+            script_users: BTreeMap::from([(String::new(), me)]),
+            default_script_user: String::new(),
+            launcher: false,
+        };
+        ScriptRunner::start(&plan, &own_exe()).expect("runner")
+    }
+
+    fn sh(body: &str, timeout: Duration) -> Script {
+        Script {
+            argv: vec!["/bin/sh".into(), "-c".into(), body.into()],
+            env: Vec::new(),
+            timeout,
+            user: None,
+        }
+    }
+
+    fn alive(pid: i32) -> bool {
+        // A zombie is gone for our purpose: its state is Z.
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+    }
+
+    async fn wait_gone(pid: i32) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while alive(pid) {
+            assert!(Instant::now() < deadline, "process {pid} still alive");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn exit_codes_and_the_deadline_term_then_kill() {
+        let runner = own_runner();
+        let long = Duration::from_secs(20);
+        let outcome = |r: Result<ScriptResult, ScriptError>| r.expect("runs").outcome;
+        assert_eq!(
+            outcome(runner.run(sh("exit 0", long)).await),
+            Outcome::Exited(0)
+        );
+        assert_eq!(
+            outcome(runner.run(sh("exit 7", long)).await),
+            Outcome::Exited(7)
+        );
+        assert_eq!(
+            outcome(runner.run(sh("kill -9 $$", long)).await),
+            Outcome::Signaled(9)
+        );
+        let mut missing = sh("", long);
+        missing.argv = vec!["/nonexistent/keeper-check".into()];
+        assert!(matches!(
+            runner.run(missing).await,
+            Err(ScriptError::Spawn { .. })
+        ));
+        // Obeys SIGTERM: gone at the deadline, without the grace period.
+        let r = runner
+            .run(sh("sleep 30", Duration::from_millis(200)))
+            .await
+            .expect("runs");
+        assert_eq!(r.outcome, Outcome::TimedOut);
+        assert!(r.duration < TERM_GRACE, "{:?}", r.duration);
+        // Ignores SIGTERM: SIGKILL after the grace period.
+        let r = runner
+            .run(sh("trap '' TERM; sleep 30", Duration::from_millis(200)))
+            .await
+            .expect("runs");
+        assert_eq!(r.outcome, Outcome::TimedOut);
+        assert!(
+            r.duration >= Duration::from_millis(200) + TERM_GRACE,
+            "{:?}",
+            r.duration
+        );
+        assert!(r.duration < Duration::from_secs(15), "{:?}", r.duration);
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_run_takes_its_process_group_with_it() {
+        let runner = own_runner();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pids = dir.path().join("pids");
+        let body = format!(
+            "sleep 60 & echo $$ $! > {0}.t && mv {0}.t {0}; wait",
+            pids.display()
+        );
+        let mut run = Box::pin(runner.run(sh(&body, Duration::from_secs(60))));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        // Drive the run until the script has written its pids, then drop it.
+        while !pids.exists() {
+            assert!(Instant::now() < deadline, "the script never wrote its pids");
+            let _ = tokio::time::timeout(Duration::from_millis(20), &mut run).await;
+        }
+        drop(run);
+        let text = std::fs::read_to_string(&pids).expect("pids");
+        let found: Vec<i32> = text
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        assert_eq!(found.len(), 2, "{text}");
+        for pid in found {
+            wait_gone(pid).await;
+        }
+    }
 }

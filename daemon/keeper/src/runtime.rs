@@ -153,7 +153,7 @@ async fn event_loop(
     // for 10,000 real servers in a VM) delayed the table.
     let (checker_plan, planned) = tokio::sync::oneshot::channel();
     let mut checker_plan = Some(checker_plan);
-    let mut checkers = Checkers::start(async move { planned.await.ok() }, Some(scripts.clone()));
+    let mut checkers = Checkers::start(async move { planned.await.ok() }, scripts.clone());
     let first_pass = lvs_first_pass.done();
     tokio::pin!(first_pass);
     // Tracked objects (track/): vrrp_script runs (through the launcher), track files, processes.

@@ -21,8 +21,9 @@ use tokio::task::JoinSet;
 use super::machine::{Attempt, CheckerMachine, Notify, Outcome, ServerMachine};
 use super::plan::{Kind, Plan, Probe, ServerKey, ServerPlan, Tls, VirtualServerPlan};
 use super::quorum::{QuorumMachine, QuorumNotify};
-use super::script::{self, Script, ScriptEnd};
+use super::script::{Script, ScriptEnd};
 use super::{dns, file, http, ping, smtp, tcp, tls, udp};
+use crate::launcher::ScriptRunner;
 
 /// A notify script gets this long before it is killed (keepalived sets none; a hung notify
 /// must not hold back the ones after it forever).
@@ -136,15 +137,12 @@ pub(super) enum Command {
 }
 
 /// Compiled regexes and TLS configurations, built once per distinct value; the ICMP sockets;
-/// the runner of scripts that have a user.
-#[derive(Default)]
+/// keeperd's script runner.
 struct Resources {
     regexes: Mutex<HashMap<String, Result<Arc<regex::bytes::Regex>, String>>>,
     tls: Mutex<HashMap<Tls, Result<Arc<rustls::ClientConfig>, String>>>,
     pinger: ping::Pinger,
-    /// keeperd's script runner: a `misc_path` with a user (`misc_check.user`, else
-    /// `global.script_user`) runs through it, as that user (the launcher); `None` in tests.
-    scripts: Option<crate::launcher::ScriptRunner>,
+    scripts: ScriptRunner,
 }
 
 impl http::Resources for Resources {
@@ -271,19 +269,16 @@ async fn attempt(plan: Arc<ServerPlan>, check: usize, res: Arc<Resources>) -> Ou
     }
 }
 
-/// A script of the checkers (`misc_path`, notify and quorum scripts) run: with a user and a
-/// runner, as that user through keeperd's script runner (the launcher; killed at `timeout`
-/// with its process group); else by the checker itself, as the daemon's user (SIGTERM at
-/// `timeout`, SIGKILL 2 s later, as keepalived).
-async fn run_script(s: &script::Script, timeout: Duration, res: &Resources) -> ScriptEnd {
-    let (Some(user), Some(runner)) = (&s.user, &res.scripts) else {
-        return script::run(s, timeout).await;
-    };
-    let run = runner.run(crate::launcher::Script {
+/// A script of the checkers (`misc_path`, notify and quorum scripts) run by keeperd's script
+/// runner, as every other script: as its user (`misc_check.user`, else `global.script_user`,
+/// else keeperd's), with no capability and a clean environment; at `timeout` its process group
+/// gets SIGTERM, then SIGKILL.
+async fn run_script(s: &Script, timeout: Duration, res: &Resources) -> ScriptEnd {
+    let run = res.scripts.run(crate::launcher::Script {
         argv: s.argv.clone(),
         env: Vec::new(),
         timeout,
-        user: Some(user.clone()),
+        user: s.user.clone(),
     });
     match run.await {
         Ok(r) => match r.outcome {
@@ -448,7 +443,7 @@ impl Engine {
         verdicts: mpsc::UnboundedSender<Verdict>,
         board: SharedBoard,
         commands: mpsc::UnboundedReceiver<Command>,
-        scripts: Option<crate::launcher::ScriptRunner>,
+        scripts: ScriptRunner,
     ) -> Engine {
         let (observations_tx, observations) = mpsc::channel(256);
         Engine {
@@ -464,8 +459,10 @@ impl Engine {
             in_flight_ids: HashMap::new(),
             limit: in_flight_limit(),
             res: Arc::new(Resources {
+                regexes: Mutex::default(),
+                tls: Mutex::default(),
+                pinger: ping::Pinger::default(),
                 scripts,
-                ..Resources::default()
             }),
             spread: RandomState::new(),
             verdicts,
@@ -1126,7 +1123,7 @@ impl Engine {
             }
         }
         // Each waits for the notify before it (bounded by its own timeout), then runs its own.
-        let bound = NOTIFY_TIMEOUT + OMEGA_TIMEOUT + script::TERM_GRACE * 2;
+        let bound = NOTIFY_TIMEOUT + OMEGA_TIMEOUT + crate::launcher::TERM_GRACE * 2;
         let _ =
             tokio::time::timeout(bound, async { while omega.join_next().await.is_some() {} }).await;
     }

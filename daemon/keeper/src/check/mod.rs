@@ -54,11 +54,10 @@ impl Checkers {
     /// Starts checking every real server of the plan `plan` resolves to, on the current tokio
     /// runtime (keeperd gives it after the first IPVS pass: see `lvs::FirstPass`); `None`
     /// starts with no real servers. Commands sent meanwhile wait. `scripts`: keeperd's script
-    /// runner, for `misc_path` scripts that run as a user (`misc_check.user`,
-    /// `global.script_user`); without it every script runs as the daemon's own user.
+    /// runner, which runs the checkers' scripts (`misc_path`, notify, quorum).
     pub fn start(
         plan: impl std::future::Future<Output = Option<Plan>> + Send + 'static,
-        scripts: Option<crate::launcher::ScriptRunner>,
+        scripts: crate::launcher::ScriptRunner,
     ) -> Checkers {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (verdict_tx, verdicts) = mpsc::unbounded_channel();
